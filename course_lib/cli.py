@@ -1,0 +1,59 @@
+"""The ``course`` command line: one subcommand per task of the course.
+
+Each subcommand lives next to the code it drives: a module listed in
+``COMMAND_MODULES`` defines ``add_parser(subparsers)`` which registers its
+subcommand(s) with ``set_defaults(func=...)``. Modules are imported only
+here, so ``course models`` does not pay for importing torch unless it must.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+
+COMMAND_MODULES = (
+    "course_lib.commands.setup",
+    "course_lib.commands.models",
+    "course_lib.commands.datasets",
+    "course_lib.commands.evaluate",
+    "course_lib.commands.notebooks",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="course",
+        description="Foundation-model MLIP course: run the notebooks, inspect models and data.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="show debug logging")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_parser(subparsers)
+    return parser
+
+
+def print_json(payload) -> None:
+    """Print ``payload`` as indented JSON on stdout (the ``--json`` output of every command)."""
+    json.dump(payload, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
+        print(f"course {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

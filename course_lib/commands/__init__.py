@@ -1,0 +1,1 @@
+"""Subcommands of the ``course`` CLI, one module each (see ``course_lib.cli``)."""

@@ -1,0 +1,53 @@
+"""The course configuration: ``course.toml`` at the repository root.
+
+Instructors edit that one file (model, mode, datasets, thresholds); single
+keys can be overridden by ``COURSE_MODE`` and ``COURSE_MODEL``, and
+``COURSE_CONFIG`` points at a different file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from course_lib.paths import REPO_ROOT
+
+MODES = ("fast", "full")
+
+
+@dataclass(frozen=True)
+class CourseConfig:
+    model: str = "auto"
+    mode: str = "fast"
+    seed: int = 0
+    datasets: dict = field(default_factory=dict)
+    thresholds: dict = field(default_factory=dict)
+    source: Path | None = None
+
+    @property
+    def fast(self) -> bool:
+        return self.mode == "fast"
+
+
+def config_path() -> Path:
+    return Path(os.environ.get("COURSE_CONFIG", REPO_ROOT / "course.toml"))
+
+
+def load_config(path: str | os.PathLike | None = None) -> CourseConfig:
+    """Read the course configuration, applying environment overrides."""
+    path = Path(path) if path is not None else config_path()
+    raw = tomllib.loads(path.read_text()) if path.exists() else {}
+    course = raw.get("course", {})
+    mode = os.environ.get("COURSE_MODE", course.get("mode", "fast"))
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r} (from {path} or COURSE_MODE)")
+    return CourseConfig(
+        model=os.environ.get("COURSE_MODEL", course.get("model", "auto")),
+        mode=mode,
+        seed=int(course.get("seed", 0)),
+        datasets=dict(raw.get("datasets", {})),
+        thresholds=dict(raw.get("thresholds", {})),
+        source=path if path.exists() else None,
+    )
