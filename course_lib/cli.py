@@ -15,7 +15,6 @@ import logging
 import sys
 
 COMMAND_MODULES = (
-    "course_lib.commands.setup",
     "course_lib.commands.models",
     "course_lib.commands.datasets",
     "course_lib.commands.evaluate",

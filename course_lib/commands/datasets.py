@@ -20,5 +20,7 @@ def run(args) -> int:
     if not infos:
         print("no bundled datasets in data/datasets/")
     for info in infos:
-        print(f"{info.name:<16} {info.n_frames:>6} frames  {'-'.join(info.elements):<40} {info.provenance.get('method', '')}")
+        print(
+            f"{info.name:<16} {info.n_frames:>6} frames  {'-'.join(info.elements):<40} {info.provenance.get('method', '')}"
+        )
     return 0

@@ -1,0 +1,78 @@
+"""Frames to MACE graphs, batched with mace-torch's own data tools.
+
+Evaluation and training both go through here, so a dataset is turned into
+``mace.data.AtomicData`` graphs the same way everywhere, with the course's
+label keys (``REF_energy``, ``REF_forces``, ``REF_stress``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import mace  # noqa: F401  (import mace before e3nn: e3nn alone fails on torch 2.13)
+import torch
+from ase import Atoms
+from mace import data as mace_data
+from mace.tools import torch_geometric, torch_tools
+from mace.tools.utils import AtomicNumberTable
+
+from course_lib.data import ENERGY_KEY, FORCES_KEY, STRESS_KEY
+
+LABEL_KEYS = mace_data.KeySpecification(
+    info_keys={"energy": ENERGY_KEY, "stress": STRESS_KEY},
+    arrays_keys={"forces": FORCES_KEY},
+)
+
+
+def model_dtype(model: torch.nn.Module) -> torch.dtype:
+    return next(model.parameters()).dtype
+
+
+def model_heads(model: torch.nn.Module) -> list[str]:
+    return list(getattr(model, "heads", None) or ["Default"])
+
+
+def to_graphs(
+    frames: Sequence[Atoms],
+    *,
+    atomic_numbers: Sequence[int],
+    r_max: float,
+    dtype: torch.dtype = torch.float64,
+    heads: Sequence[str] = ("Default",),
+) -> list:
+    """One ``AtomicData`` graph per frame, labels included where the frame has them."""
+    z_table = AtomicNumberTable([int(z) for z in atomic_numbers])
+    with torch_tools.default_dtype(dtype):
+        return [
+            mace_data.AtomicData.from_config(
+                mace_data.config_from_atoms(
+                    atoms, key_specification=LABEL_KEYS, head_name=heads[0]
+                ),
+                z_table=z_table,
+                cutoff=float(r_max),
+                heads=list(heads),
+            )
+            for atoms in frames
+        ]
+
+
+def graph_loader(
+    frames: Sequence[Atoms],
+    model: torch.nn.Module,
+    *,
+    batch_size: int = 16,
+    shuffle: bool = False,
+    seed: int = 0,
+) -> torch_geometric.dataloader.DataLoader:
+    """A mace-torch DataLoader over ``frames`` for ``model`` (its elements, cutoff and dtype)."""
+    graphs = to_graphs(
+        frames,
+        atomic_numbers=model.atomic_numbers.tolist(),
+        r_max=float(model.r_max),
+        dtype=model_dtype(model),
+        heads=model_heads(model),
+    )
+    generator = torch.Generator().manual_seed(seed) if shuffle else None
+    return torch_geometric.dataloader.DataLoader(
+        graphs, batch_size=batch_size, shuffle=shuffle, drop_last=False, generator=generator
+    )

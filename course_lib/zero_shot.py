@@ -1,0 +1,273 @@
+"""Zero-shot evaluation: a pre-trained model on a new system, no training at all.
+
+The chapter's first regime and the first step of its flowchart: predict a
+handful of DFT-labelled snapshots and compare (parity). Energies need one
+extra step done right: a foundation model trained on one DFT setup and a
+target labelled with another (different code, pseudopotentials, cutoff)
+differ by a per-element reference energy. We fit those offsets by least
+squares on composition and report raw and aligned energy errors side by
+side. Forces, derivatives of the energy, need no alignment.
+
+Units: energies eV, forces eV/Å, stresses eV/Å³ in; errors meV/atom, meV/Å,
+meV/Å³ out.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from ase import Atoms
+from ase.stress import full_3x3_to_voigt_6_stress
+
+from course_lib import data as ds
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Model outputs for a list of frames (eV, eV/Å, eV/Å³ Voigt)."""
+
+    model: str
+    energies: np.ndarray
+    forces: list[np.ndarray] = field(repr=False)
+    stresses: np.ndarray | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class ErrorMetrics:
+    """Errors of predictions against DFT labels."""
+
+    n_frames: int
+    n_atoms: int
+    energy_mae_meV_per_atom: float
+    energy_rmse_meV_per_atom: float
+    force_mae_meV_per_A: float
+    force_rmse_meV_per_A: float
+    stress_mae_meV_per_A3: float | None
+    force_mae_by_element_meV_per_A: dict[str, float]
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+    def table(self) -> str:
+        rows = [
+            ("frames / atoms", f"{self.n_frames} / {self.n_atoms}"),
+            ("energy MAE", f"{self.energy_mae_meV_per_atom:.1f} meV/atom"),
+            ("energy RMSE", f"{self.energy_rmse_meV_per_atom:.1f} meV/atom"),
+            ("force MAE", f"{self.force_mae_meV_per_A:.1f} meV/Å"),
+            ("force RMSE", f"{self.force_rmse_meV_per_A:.1f} meV/Å"),
+        ]
+        if self.stress_mae_meV_per_A3 is not None:
+            rows.append(("stress MAE", f"{self.stress_mae_meV_per_A3:.2f} meV/Å³"))
+        rows += [
+            (f"force MAE {el}", f"{mae:.1f} meV/Å")
+            for el, mae in self.force_mae_by_element_meV_per_A.items()
+        ]
+        width = max(len(name) for name, _ in rows)
+        return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+    __str__ = table
+
+
+@dataclass(frozen=True)
+class ZeroShotResult:
+    """Raw and reference-aligned errors of one model on one dataset."""
+
+    model: str
+    dataset: str
+    raw: ErrorMetrics
+    aligned: ErrorMetrics
+    offsets_eV: dict[str, float]
+    predictions: Predictions = field(repr=False)
+    aligned_predictions: Predictions = field(repr=False)
+    frames: list[Atoms] = field(repr=False)
+
+    def as_dict(self) -> dict:
+        return {
+            "model": self.model,
+            "dataset": self.dataset,
+            "raw": self.raw.as_dict(),
+            "aligned": self.aligned.as_dict(),
+            "offsets_eV": self.offsets_eV,
+        }
+
+    def table(self) -> str:
+        raw, aligned = self.raw.table().splitlines(), self.aligned.table().splitlines()
+        width = max(len(line) for line in raw)
+        header = f"{'raw':<{width}}  | aligned (per-element offsets fitted)"
+        body = [f"{a:<{width}}  | {b.split('  ', 1)[-1].strip()}" for a, b in zip(raw, aligned)]
+        return "\n".join([f"{self.model} on {self.dataset}", header, *body])
+
+    __str__ = table
+
+
+def predict(
+    model,
+    frames: Sequence[Atoms],
+    *,
+    batch_size: int = 16,
+    compute_stress: bool = True,
+    device: str = "auto",
+    progress: bool = False,
+) -> Predictions:
+    """Energies, forces and stresses of ``model`` on ``frames``.
+
+    ``model`` may be a registered name, ``"auto"``, a MACE file path, a
+    loaded MACE ``torch.nn.Module`` (batched through mace-torch's data
+    loader) or any ASE calculator (one structure at a time).
+    """
+    from ase.calculators.calculator import BaseCalculator
+
+    if isinstance(model, (str, os.PathLike)):
+        from course_lib import models
+
+        name = models.resolve_model_name(model)
+        if name in models.REGISTRY and models.REGISTRY[name].kind != "mace":
+            model = models.load_calculator(name, device=device)
+        else:
+            model = models.load_mace_model(name, device=device)
+        label = name
+    else:
+        label = getattr(model, "course_name", type(model).__name__)
+    if isinstance(model, BaseCalculator):
+        return _predict_with_calculator(model, frames, label, compute_stress, progress)
+    return _predict_mace_batched(model, frames, label, batch_size, compute_stress, progress)
+
+
+def _predict_mace_batched(model, frames, label, batch_size, compute_stress, progress):
+    from tqdm.auto import tqdm
+
+    from course_lib.graphs import graph_loader
+
+    device = next(model.parameters()).device
+    energies, forces, stresses = [], [], []
+    loader = graph_loader(frames, model, batch_size=batch_size)
+    for batch in tqdm(loader, desc="predict", disable=not progress, leave=False):
+        batch = batch.to(device)
+        out = model(batch.to_dict(), compute_stress=compute_stress, training=False)
+        energies.append(out["energy"].detach().cpu().numpy())
+        ptr = batch.ptr.cpu().numpy()
+        batch_forces = out["forces"].detach().cpu().numpy()
+        forces += [batch_forces[a:b] for a, b in zip(ptr[:-1], ptr[1:])]
+        if compute_stress:
+            stresses += [
+                full_3x3_to_voigt_6_stress(s) for s in out["stress"].detach().cpu().numpy()
+            ]
+    return Predictions(
+        model=label,
+        energies=np.concatenate(energies),
+        forces=forces,
+        stresses=np.array(stresses) if compute_stress else None,
+    )
+
+
+def _predict_with_calculator(calc, frames, label, compute_stress, progress):
+    from tqdm.auto import tqdm
+
+    energies, forces, stresses = [], [], []
+    for atoms in tqdm(frames, desc="predict", disable=not progress, leave=False):
+        atoms = atoms.copy()
+        atoms.calc = calc
+        energies.append(atoms.get_potential_energy())
+        forces.append(atoms.get_forces().copy())
+        if compute_stress:
+            stresses.append(atoms.get_stress(voigt=True).copy())
+    return Predictions(
+        model=label,
+        energies=np.array(energies),
+        forces=forces,
+        stresses=np.array(stresses) if compute_stress else None,
+    )
+
+
+def composition_matrix(frames: Sequence[Atoms], elements: Sequence[str]) -> np.ndarray:
+    """Counts of each element per frame, shape (n_frames, n_elements)."""
+    index = {el: i for i, el in enumerate(elements)}
+    counts = np.zeros((len(frames), len(elements)))
+    for row, atoms in enumerate(frames):
+        for symbol in atoms.get_chemical_symbols():
+            counts[row, index[symbol]] += 1
+    return counts
+
+
+def fit_reference_offsets(
+    frames: Sequence[Atoms], predicted_energies: np.ndarray
+) -> dict[str, float]:
+    """Per-element energies δ (eV) minimising Σ (E_DFT - E_model - Σ_Z n_Z δ_Z)².
+
+    When every frame has the same composition only the combination Σ n_Z δ_Z
+    is determined; lstsq then returns the minimum-norm δ, and the aligned
+    energies are still unique.
+    """
+    elements = sorted({s for atoms in frames for s in atoms.get_chemical_symbols()})
+    counts = composition_matrix(frames, elements)
+    residual = ds.energies(frames) - np.asarray(predicted_energies)
+    offsets, *_ = np.linalg.lstsq(counts, residual, rcond=None)
+    return dict(zip(elements, offsets.tolist()))
+
+
+def apply_offsets(
+    frames: Sequence[Atoms], predictions: Predictions, offsets_eV: dict[str, float]
+) -> Predictions:
+    elements = sorted(offsets_eV)
+    shift = composition_matrix(frames, elements) @ np.array([offsets_eV[e] for e in elements])
+    return replace(predictions, energies=predictions.energies + shift)
+
+
+def error_metrics(frames: Sequence[Atoms], predictions: Predictions) -> ErrorMetrics:
+    """MAE/RMSE of energies (per atom), force components, stresses, and force MAE per element."""
+    natoms = ds.n_atoms(frames)
+    energy_err = (predictions.energies - ds.energies(frames)) / natoms * 1e3
+    force_err = np.concatenate(predictions.forces) - np.concatenate(ds.forces(frames))
+    force_err_meV = force_err * 1e3
+    symbols = np.concatenate([atoms.get_chemical_symbols() for atoms in frames])
+    by_element = {
+        el: float(np.abs(force_err_meV[symbols == el]).mean()) for el in sorted(set(symbols))
+    }
+    stress_mae = None
+    if predictions.stresses is not None and all(ds.STRESS_KEY in a.info for a in frames):
+        reference = np.array([_voigt(a.info[ds.STRESS_KEY]) for a in frames])
+        stress_mae = float(np.abs(predictions.stresses - reference).mean() * 1e3)
+    return ErrorMetrics(
+        n_frames=len(frames),
+        n_atoms=int(natoms.sum()),
+        energy_mae_meV_per_atom=float(np.abs(energy_err).mean()),
+        energy_rmse_meV_per_atom=float(np.sqrt((energy_err**2).mean())),
+        force_mae_meV_per_A=float(np.abs(force_err_meV).mean()),
+        force_rmse_meV_per_A=float(np.sqrt((force_err_meV**2).mean())),
+        stress_mae_meV_per_A3=stress_mae,
+        force_mae_by_element_meV_per_A=by_element,
+    )
+
+
+def evaluate(
+    model,
+    frames: Sequence[Atoms],
+    *,
+    dataset: str = "<frames>",
+    batch_size: int = 16,
+    device: str = "auto",
+    progress: bool = False,
+) -> ZeroShotResult:
+    """Zero-shot parity of ``model`` on labelled ``frames``: raw and aligned errors."""
+    ds.validate_frames(frames, source=dataset, require_pbc=False)
+    predictions = predict(model, frames, batch_size=batch_size, device=device, progress=progress)
+    offsets = fit_reference_offsets(frames, predictions.energies)
+    aligned = apply_offsets(frames, predictions, offsets)
+    return ZeroShotResult(
+        model=predictions.model,
+        dataset=dataset,
+        raw=error_metrics(frames, predictions),
+        aligned=error_metrics(frames, aligned),
+        offsets_eV=offsets,
+        predictions=predictions,
+        aligned_predictions=aligned,
+        frames=list(frames),
+    )
+
+
+def _voigt(stress) -> np.ndarray:
+    stress = np.asarray(stress, dtype=float)
+    return full_3x3_to_voigt_6_stress(stress) if stress.shape == (3, 3) else stress
