@@ -1,0 +1,87 @@
+import numpy as np
+import pytest
+
+from course_lib import data as ds
+from course_lib import zero_shot as zs
+
+
+def shifted_predictions(frames, energy_shift_per_element, force_noise=0.0):
+    offsets = np.array(
+        [energy_shift_per_element[s] for a in frames for s in a.get_chemical_symbols()]
+    )
+    per_frame = np.add.reduceat(offsets, np.cumsum([0] + [len(a) for a in frames[:-1]]))
+    rng = np.random.default_rng(0)
+    return zs.Predictions(
+        model="planted",
+        energies=ds.energies(frames) - per_frame,
+        forces=[f + force_noise * rng.standard_normal(f.shape) for f in ds.forces(frames)],
+        stresses=np.array([a.info[ds.STRESS_KEY] for a in frames]),
+    )
+
+
+def test_metrics_match_hand_computed_values(frames):
+    two = frames[:2]  # 4 and 8 atoms
+    predictions = zs.Predictions(
+        model="hand",
+        energies=ds.energies(two) + np.array([0.04, -0.16]),  # +10 and -20 meV/atom
+        forces=[f + 0.1 for f in ds.forces(two)],  # every component off by 100 meV/Å
+        stresses=np.array([a.info[ds.STRESS_KEY] + 0.002 for a in two]),
+    )
+    m = zs.error_metrics(two, predictions)
+    assert m.energy_mae_meV_per_atom == pytest.approx(15.0)
+    assert m.energy_rmse_meV_per_atom == pytest.approx(np.sqrt((10**2 + 20**2) / 2))
+    assert m.force_mae_meV_per_A == pytest.approx(100.0)
+    assert m.force_rmse_meV_per_A == pytest.approx(100.0)
+    assert m.stress_mae_meV_per_A3 == pytest.approx(2.0)
+    assert m.force_mae_by_element_meV_per_A == pytest.approx({"Al": 100.0, "Cu": 100.0})
+    assert "15.0 meV/atom" in m.table()
+
+
+def test_alignment_recovers_planted_per_element_offsets_exactly(frames):
+    planted = {"Al": 0.731, "Cu": -1.25}
+    predictions = shifted_predictions(frames, planted)
+    offsets = zs.fit_reference_offsets(frames, predictions.energies)
+    assert offsets == pytest.approx(planted, abs=1e-10)
+    aligned = zs.error_metrics(frames, zs.apply_offsets(frames, predictions, offsets))
+    raw = zs.error_metrics(frames, predictions)
+    assert raw.energy_mae_meV_per_atom > 500
+    assert aligned.energy_mae_meV_per_atom == pytest.approx(0.0, abs=1e-8)
+
+
+def test_single_composition_alignment_is_still_unique(frames):
+    same = [a for a in frames if set(a.get_chemical_symbols()) == {"Cu"}]
+    predictions = shifted_predictions(same, {"Cu": 0.3})
+    offsets = zs.fit_reference_offsets(same, predictions.energies)
+    aligned = zs.apply_offsets(same, predictions, offsets)
+    assert np.allclose(aligned.energies, ds.energies(same))
+
+
+def test_mace_batched_equals_mace_calculator_per_structure(frames, tiny_mace, tiny_mace_file):
+    from mace.calculators import MACECalculator
+
+    batched = zs.predict(tiny_mace, frames, batch_size=4)
+    calc = MACECalculator(model_paths=str(tiny_mace_file), device="cpu", default_dtype="float64")
+    looped = zs.predict(calc, frames)
+    assert np.abs(batched.energies - looped.energies).max() < 1e-6
+    assert max(np.abs(a - b).max() for a, b in zip(batched.forces, looped.forces)) < 1e-6
+    assert np.abs(batched.stresses - looped.stresses).max() < 1e-8
+
+
+def test_model_file_path_is_evaluated_through_the_registry(frames, tiny_mace_file):
+    result = zs.evaluate(str(tiny_mace_file), frames, dataset="emt")
+    assert result.raw.n_frames == len(frames)
+    assert np.isfinite(result.aligned.force_mae_meV_per_A)
+    assert result.raw.force_mae_meV_per_A == result.aligned.force_mae_meV_per_A
+
+
+def test_chgnet_zero_shot_on_a_periodic_cell_is_physical():
+    from ase.build import bulk
+
+    cell = bulk("Li2O", "fluorite", a=4.62, cubic=True)
+    cell.rattle(0.05, seed=2)
+    predictions = zs.predict("chgnet-0.3.0", [cell])
+    assert np.isfinite(predictions.energies).all()
+    assert np.isfinite(predictions.forces[0]).all()
+    # Newton's third law: the forces inside a periodic cell sum to zero.
+    assert np.abs(predictions.forces[0].sum(axis=0)).max() < 1e-4
+    assert -6.5 < predictions.energies[0] / len(cell) < -3.5  # MP (PBE) Li2O: about -4.8 eV/atom
