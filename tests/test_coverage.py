@@ -1,0 +1,213 @@
+"""The coverage diagnostic: distances, angles, merging and flagging, checked on crystals."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import bulk
+from ase.neighborlist import neighbor_list
+
+from course_lib.coverage import (
+    CoverageError,
+    CoverageHistograms,
+    HistogramSettings,
+    MissingElementsWarning,
+    compare_coverage,
+    compute_histograms,
+    merge_histograms,
+)
+
+
+def rattled(atoms: Atoms, seed: int, stdev: float = 0.05) -> Atoms:
+    atoms = atoms.copy()
+    atoms.rattle(stdev=stdev, seed=seed)
+    return atoms
+
+
+@pytest.fixture(scope="module")
+def crystals() -> list[Atoms]:
+    """Rattled crystals with small and skewed cells (cutoff > cell size)."""
+    return [
+        rattled(bulk("Si", "diamond", a=5.43), seed=1),
+        rattled(bulk("NaCl", "rocksalt", a=5.64, cubic=True), seed=2),
+        rattled(bulk("Li2O", "fluorite", a=4.62), seed=3),
+        rattled(bulk("Cu", "fcc", a=3.61) * (2, 1, 1), seed=4),
+        rattled(bulk("Mg", "hcp", a=3.21, c=5.21), seed=5),
+    ]
+
+
+def brute_force_distances(atoms: Atoms, cutoff: float) -> dict[tuple[int, int], np.ndarray]:
+    """All ordered-pair distances below ``cutoff`` Å by explicit loops over periodic images."""
+    cell = atoms.cell.array
+    reach = np.ceil(cutoff * np.linalg.norm(atoms.cell.reciprocal(), axis=1)).astype(int) + 1
+    shifts = np.array(
+        [
+            (a, b, c)
+            for a in range(-reach[0], reach[0] + 1)
+            for b in range(-reach[1], reach[1] + 1)
+            for c in range(-reach[2], reach[2] + 1)
+        ]
+    )
+    out: dict[tuple[int, int], list[float]] = {}
+    for i, ri in enumerate(atoms.positions):
+        for j, rj in enumerate(atoms.positions):
+            d = np.linalg.norm(rj - ri + shifts @ cell, axis=1)
+            d = d[(d < cutoff) & (d > 1e-9)]
+            key = tuple(sorted((atoms.numbers[i], atoms.numbers[j])))
+            out.setdefault(key, []).extend(d.tolist())
+    return {key: np.array(value) for key, value in out.items()}
+
+
+def test_distances_match_brute_force_over_periodic_images(crystals):
+    settings = HistogramSettings(cutoff=6.0, bin_width=0.05)
+    for atoms in crystals:
+        hist = compute_histograms([atoms], settings=settings)
+        expected = brute_force_distances(atoms, settings.cutoff)
+        assert len(hist.pair_keys) == len(expected), atoms.get_chemical_formula()
+        for (za, zb), distances in expected.items():
+            label = f"{Atoms(numbers=[za]).get_chemical_symbols()[0]}-{Atoms(numbers=[zb]).get_chemical_symbols()[0]}"
+            reference, _ = np.histogram(distances, bins=settings.distance_edges)
+            np.testing.assert_array_equal(hist.counts(label), reference, err_msg=label)
+
+
+def test_distances_match_ase_neighbor_list(crystals):
+    for atoms in crystals:
+        hist = compute_histograms([atoms], settings=HistogramSettings(cutoff=5.0))
+        assert hist.pair_counts.sum() == len(neighbor_list("i", atoms, 5.0))
+
+
+def test_tetrahedral_angle_in_diamond_silicon():
+    hist = compute_histograms([bulk("Si", "diamond", a=5.43) * (2, 2, 2)])
+    counts, edges = hist.counts("Si-Si-Si"), hist.edges("Si-Si-Si")
+    occupied = np.flatnonzero(counts)
+    assert len(occupied) == 1  # every angle is 109.47°
+    assert edges[occupied[0]] <= 109.47 < edges[occupied[0] + 1]
+    assert counts.sum() == 16 * 6  # 16 atoms, C(4, 2) bond pairs each
+
+
+def test_right_and_straight_angles_in_rocksalt():
+    hist = compute_histograms([bulk("NaCl", "rocksalt", a=5.64, cubic=True)])
+    for channel in ("Cl-Na-Cl", "Na-Cl-Na"):
+        counts, edges = hist.counts(channel), hist.edges(channel)
+        right = np.searchsorted(edges, 90.0, side="right") - 1
+        assert counts[right] == 4 * 12  # 4 centres, 12 right angles each
+        assert counts[-1] == 4 * 3  # and 3 straight (180°) ones, in the last bin
+        assert counts.sum() == 4 * 15
+    assert hist.counts("Na-Na-Na").sum() == 0  # Na-Na is 3.99 Å, beyond the bond cutoff
+
+
+def test_densities_are_normalised(crystals):
+    hist = compute_histograms(crystals)
+    for label in hist.channels:
+        assert np.sum(hist.density(label) * np.diff(hist.edges(label))) == pytest.approx(1.0)
+
+
+def test_merging_two_halves_equals_processing_the_whole(crystals):
+    frames = [rattled(atoms, seed=s) for s in range(3) for atoms in crystals]
+    whole = compute_histograms(frames, chunk_size=4)
+    halves = merge_histograms(
+        [compute_histograms(frames[:7], chunk_size=3), compute_histograms(frames[7:])]
+    )
+    assert halves.n_frames == whole.n_frames == len(frames)
+    for name in ("pair_keys", "pair_counts", "triplet_keys", "triplet_counts", "element_counts"):
+        np.testing.assert_array_equal(getattr(halves, name), getattr(whole, name), err_msg=name)
+
+
+def test_truncating_and_coarsening_equal_recomputing(crystals):
+    fine = compute_histograms(crystals, settings=HistogramSettings(cutoff=6.0, bin_width=0.05))
+    short = compute_histograms(crystals, settings=HistogramSettings(cutoff=4.0, bin_width=0.05))
+    truncated = fine.truncated(4.0)
+    assert truncated.settings == short.settings
+    np.testing.assert_array_equal(truncated.pair_keys, short.pair_keys)
+    np.testing.assert_array_equal(truncated.pair_counts, short.pair_counts)
+    coarse = fine.coarsened(distance_factor=2, angle_factor=3)
+    assert coarse.settings.bin_width == pytest.approx(0.1)
+    assert coarse.settings.angle_bin_width == pytest.approx(6.0)
+    np.testing.assert_array_equal(coarse.pair_counts.sum(axis=1), fine.pair_counts.sum(axis=1))
+
+
+def test_save_and_load_round_trip(tmp_path, crystals):
+    hist = compute_histograms(crystals, source="crystals", seed=7)
+    path = hist.save(tmp_path / "ref.npz")
+    loaded = CoverageHistograms.load(path)
+    assert loaded.settings == hist.settings
+    assert loaded.n_frames == len(crystals)
+    assert loaded.metadata["source"] == "crystals" and loaded.metadata["seed"] == 7
+    assert "date" in loaded.metadata
+    np.testing.assert_array_equal(loaded.pair_counts, hist.pair_counts)
+    np.testing.assert_array_equal(loaded.triplet_counts, hist.triplet_counts)
+
+
+def lithium_reference(n_frames: int = 40) -> CoverageHistograms:
+    """A reference of thermally rattled bcc Li: nearest Li-Li near 2.99 Å, nothing below ~2.5 Å."""
+    crystal = bulk("Li", "bcc", a=3.45, cubic=True) * (2, 2, 2)
+    frames = [rattled(crystal, seed=s, stdev=0.08) for s in range(n_frames)]
+    return compute_histograms(frames, source="rattled bcc Li")
+
+
+def test_planted_short_li_li_distance_is_flagged():
+    reference = lithium_reference()
+    target = bulk("Li", "bcc", a=3.45, cubic=True) * (2, 2, 2)
+    target.positions[1] = target.positions[0] + [1.0, 1.0, 1.0]  # Li-Li 1.73 Å
+    report = compare_coverage(compute_histograms([target], source="planted"), reference)
+    li_li = report.ranges("Li-Li")
+    assert any(low <= 1.73 < high for low, high in li_li), report
+    assert report.score < 1.0
+    assert report.missing_elements == ()
+    assert "Li-Li" in str(report)
+
+
+def test_bulk_crystal_of_the_reference_is_not_flagged():
+    reference = lithium_reference()
+    target = compute_histograms([bulk("Li", "bcc", a=3.45, cubic=True) * (2, 2, 2)])
+    report = compare_coverage(target, reference)
+    assert report.flagged == ()
+    assert report.score == pytest.approx(1.0)
+
+
+def test_missing_elements_are_reported_first_and_loudly():
+    reference = lithium_reference(n_frames=2)
+    target = compute_histograms([bulk("NaCl", "rocksalt", a=5.64)], source="salt")
+    with pytest.warns(MissingElementsWarning, match="Na, Cl"):
+        report = compare_coverage(target, reference)
+    assert report.missing_elements == ("Na", "Cl")
+    assert str(report).startswith("!! ELEMENTS ABSENT FROM THE REFERENCE: Na, Cl")
+    assert report.score == 0.0
+
+
+def test_thresholds_are_stated_in_the_result():
+    reference = lithium_reference(n_frames=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = compare_coverage(
+            reference, reference, min_target_fraction=0.01, max_reference_fraction=0.0
+        )
+    payload = json.loads(json.dumps(report.as_dict()))
+    assert payload["thresholds"] == {"min_target_fraction": 0.01, "max_reference_fraction": 0.0}
+    assert payload["warnings"] == [] and payload["score"] == 1.0
+
+
+def test_non_periodic_input_gives_a_clear_error():
+    molecule = Atoms("H2O", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]])
+    with pytest.raises(CoverageError, match="not periodic in 3D.*atoms.center"):
+        compute_histograms([molecule])
+
+
+def test_empty_input_gives_a_clear_error():
+    with pytest.raises(CoverageError, match="no frames"):
+        compute_histograms([], source="nothing")
+    with pytest.raises(CoverageError, match="frame 1 has no atoms"):
+        compute_histograms([bulk("Si"), Atoms(cell=np.eye(3) * 3, pbc=True)])
+
+
+def test_different_binning_is_refused():
+    a = compute_histograms([bulk("Si")])
+    b = compute_histograms([bulk("Si")], settings=HistogramSettings(bin_width=0.1))
+    with pytest.raises(CoverageError, match="binned differently"):
+        compare_coverage(a, b)
+    with pytest.raises(CoverageError, match="whole number of bins"):
+        HistogramSettings(cutoff=6.0, bin_width=0.07)
