@@ -1,0 +1,85 @@
+"""``course finetune``: one training regime on a dataset, with test and forgetting errors."""
+
+from __future__ import annotations
+
+# The corpus each bundled model was pre-trained on: its held-out split measures forgetting.
+PRETRAINING_CORPUS = {"course-mini": "mini-mptrj"}
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "finetune",
+        help="few-shot / full fine-tuning or training from scratch on a dataset",
+        description=(
+            "Train on N structures of the dataset's training split, test on its held-out "
+            "split, save the model atomically, and report errors (meV/atom, meV/Å)."
+        ),
+    )
+    parser.add_argument("--model", default="auto", help="registered model or MACE file")
+    parser.add_argument("--dataset", required=True, help="bundled dataset name or .extxyz path")
+    parser.add_argument("--regime", choices=("few-shot", "full", "scratch"), default="few-shot")
+    parser.add_argument("--n", type=int, required=True, help="training structures")
+    parser.add_argument("--out", help="where to write the model (default: the work directory)")
+    parser.add_argument("--trainable", choices=("readouts", "last-layer"), default="readouts")
+    parser.add_argument("--solver", choices=("gradient", "closed-form"), default="gradient")
+    parser.add_argument("--epochs", type=int, default=50)
+    parser.add_argument("--energy-only", action="store_true", help="leave forces out of the loss")
+    parser.add_argument("--keep-e0s", action="store_true", help="keep the model's E0s")
+    parser.add_argument("--forgetting-dataset", help="pre-training corpus to measure forgetting on")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dtype", choices=("float32", "float64"), default="float64")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from course_lib import data as ds
+    from course_lib.cli import print_json
+    from course_lib.finetune import LossWeights, run_regime
+    from course_lib.models import resolve_model_name
+    from course_lib.paths import work_dir
+
+    model = resolve_model_name(args.model)
+    frames = ds.read_dataset(args.dataset, require_pbc=False)
+    pool, test = ds.train_test_split(frames, seed=args.seed)
+    train = ds.subset(pool, args.n, seed=args.seed)
+    corpus = args.forgetting_dataset or PRETRAINING_CORPUS.get(model)
+    pretraining = None
+    if corpus is not None and args.regime != "scratch":
+        try:
+            pretraining = ds.train_test_split(ds.read_dataset(corpus), seed=0)[1]
+        except FileNotFoundError:
+            if args.forgetting_dataset:
+                raise
+    name = Path(model).stem
+    out = (
+        Path(args.out)
+        if args.out
+        else work_dir("finetune")
+        / (f"{name}-{Path(args.dataset).stem}-{args.regime}-n{args.n}.model")
+    )
+    result = run_regime(
+        model,
+        train,
+        test,
+        regime=args.regime,
+        out=out,
+        pretraining_frames=pretraining,
+        trainable=args.trainable,
+        solver=args.solver,
+        e0s="keep" if args.keep_e0s else "refit",
+        forces_weight=0.0 if args.energy_only else LossWeights().forces,
+        max_epochs=args.epochs,
+        seed=args.seed,
+        dtype=args.dtype,
+        device=args.device,
+        progress=not args.json,
+    )
+    if args.json:
+        print_json(result.as_dict())
+    else:
+        print(result.table())
+    return 0
