@@ -426,7 +426,7 @@ class CoverageReport:
             "settings": asdict(self.settings),
             "n_target_frames": self.n_target_frames,
             "n_reference_frames": self.n_reference_frames,
-            "warnings": self.to_rows(),
+            "warnings": [asdict(flag) for flag in self.flagged],
         }
 
     def __str__(self) -> str:
@@ -506,7 +506,7 @@ def compare_coverage(
                 kind, label, hits, target.edges(label), target_fraction, reference_fraction
             )
         scores[kind] = 1.0 - uncovered_total / total if total else 1.0
-    flagged.sort(key=lambda f: (-f.target_fraction, f.channel, f.low))
+    flagged.sort(key=lambda f: (f.kind != "pair", f.channel, f.low))  # distances first
     return CoverageReport(
         target=target.source or "target",
         reference=reference.source or "reference",

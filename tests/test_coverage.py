@@ -211,3 +211,85 @@ def test_different_binning_is_refused():
         compare_coverage(a, b)
     with pytest.raises(CoverageError, match="whole number of bins"):
         HistogramSettings(cutoff=6.0, bin_width=0.07)
+
+
+# -- the command line and the data-sources workflow ------------------------------
+
+
+def labelled(frames: list[Atoms]) -> list[Atoms]:
+    """Frames with zero DFT labels, as the dataset writer requires."""
+    for atoms in frames:
+        atoms.info["REF_energy"] = 0.0
+        atoms.arrays["REF_forces"] = np.zeros((len(atoms), 3))
+    return frames
+
+
+def test_command_line_prints_warnings_and_score(tmp_path, capsys):
+    from ase.io import write
+
+    from course_lib.cli import main
+    from course_lib.data import write_dataset
+
+    crystal = bulk("Li", "bcc", a=3.45, cubic=True) * (2, 2, 2)
+    reference = write_dataset(
+        tmp_path / "li.extxyz",
+        labelled([rattled(crystal, seed=s, stdev=0.08) for s in range(20)]),
+        {"method": "none", "licence": "none", "how_made": "test"},
+    )
+    planted = crystal.copy()
+    planted.positions[1] = planted.positions[0] + [1.0, 1.0, 1.0]  # Li-Li 1.73 Å
+    write(tmp_path / "planted.extxyz", [planted])
+
+    assert main(["coverage", "--target", str(tmp_path / "planted.extxyz"),
+                 "--reference", str(reference), "--json"]) == 0  # fmt: skip
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["thresholds"]["min_target_fraction"] == 1e-3
+    assert payload["warnings"][0]["channel"] == "Li-Li"  # distances first
+    assert any(
+        w["channel"] == "Li-Li" and w["low"] <= 1.73 < w["high"] for w in payload["warnings"]
+    )
+
+    npz = tmp_path / "li.npz"
+    assert (
+        main(["coverage-reference", "--source", str(reference), "--out", str(npz), "--json"]) == 0
+    )
+    built = json.loads(capsys.readouterr().out)
+    assert built["n_frames"] == 20 and npz.exists()
+    assert main(["coverage", "--target", str(tmp_path / "planted.extxyz"),
+                 "--reference", str(npz), "--json"]) == 0  # fmt: skip
+    assert json.loads(capsys.readouterr().out)["score"] == payload["score"]
+
+
+def test_fine_tuning_set_filters_the_corpus_to_a_chemistry(tmp_path):
+    from course_lib.data import read_dataset, write_dataset
+    from course_lib.datasources import fine_tuning_set
+
+    crystals = [
+        bulk("Li2O", "fluorite", a=4.62),
+        bulk("Li", "bcc", a=3.45),
+        bulk("MgO", "rocksalt", a=4.21),
+        bulk("LiCl", "rocksalt", a=5.13),
+    ]
+    corpus = write_dataset(
+        tmp_path / "corpus.extxyz",
+        labelled([rattled(c, seed=s) for s in range(3) for c in crystals]),
+        {"method": "test DFT", "licence": "CC0", "how_made": "test"},
+    )
+    result = fine_tuning_set(("O", "Li"), corpus=corpus, n_max=4, out=tmp_path / "li-o.extxyz")
+    assert (result.n_corpus, result.n_touching, result.n_only) == (12, 12, 6)
+    assert len(result.frames) == 4 and result.elements == ("Li", "O")
+    written = read_dataset(result.path)
+    assert all(set(a.get_chemical_symbols()) <= {"Li", "O"} for a in written)
+    assert "filter" in str(result)
+
+
+def test_catalogue_lists_the_chapter_datasets():
+    from course_lib.datasources import catalogue
+
+    table = catalogue()
+    names = {row["name"] for row in table.to_rows()}
+    assert {"MPtrj", "OMat24", "Alexandria", "OC20", "OC22", "SPICE", "ANI-1x", "QMugs"} <= names
+    assert table["spice"].licence.startswith("CC0")
+    assert "course_lib.mptrj" in table["MPtrj"].load
+    with pytest.raises(KeyError, match="known: MPtrj"):
+        table["QM9"]

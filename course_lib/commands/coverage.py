@@ -1,0 +1,122 @@
+"""``course coverage`` and ``course coverage-reference``: the chapter's coverage diagnostic.
+
+course coverage --target li2o-md --reference mini-mptrj --json
+course coverage-reference --source mptrj --frames 10000 --seed 0 --out mptrj-10k.npz
+course coverage --target li2o-md --reference mptrj-10k.npz
+"""
+
+from __future__ import annotations
+
+import argparse
+
+BINNING = (
+    ("--cutoff", "pair-distance cutoff, Å (default 6.0)"),
+    ("--bin-width", "distance bin width, Å (default 0.05)"),
+    ("--bond-cutoff", "bond length for angles, Å (default 3.0)"),
+    ("--angle-bin-width", "angle bin width, degrees (default 2.0)"),
+)
+
+
+def add_parser(subparsers) -> None:
+    check = subparsers.add_parser(
+        "coverage",
+        help="flag target distances/angles the reference (training set) never shows",
+        description="Compare pair-distance and bond-angle histograms of a target with a reference.",
+    )
+    check.add_argument("--target", required=True, help="dataset name, structure file or .npz")
+    check.add_argument(
+        "--reference",
+        default="mini-mptrj",
+        help="dataset name, extxyz, .npz from coverage-reference, or 'mptrj' (default mini-mptrj)",
+    )
+    check.add_argument("--min-target-fraction", type=float, default=1e-3)
+    check.add_argument("--max-reference-fraction", type=float, default=1e-4)
+    _add_sampling(check)
+    check.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    check.set_defaults(func=run_coverage)
+
+    build = subparsers.add_parser(
+        "coverage-reference",
+        help="build reference histograms (.npz) from mini-mptrj, real MPtrj or a dataset",
+    )
+    build.add_argument("--source", default="mini-mptrj", help="mini-mptrj, mptrj, or a dataset")
+    build.add_argument("--out", help="output .npz (default: course-work/coverage/...)")
+    _add_sampling(build)
+    build.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    build.set_defaults(func=run_reference)
+
+
+def _add_sampling(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--frames", type=int, default=10_000, help="reference frames to sample")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed")
+    for flag, text in BINNING:
+        parser.add_argument(flag, type=float, default=None, help=text)
+
+
+def run_coverage(args) -> int:
+    from course_lib.cli import print_json
+    from course_lib.coverage import compare_coverage
+
+    reference = _histograms(args.reference, args, role="reference")
+    target = _histograms(args.target, args, role="target", settings=reference.settings)
+    report = compare_coverage(
+        target,
+        reference,
+        min_target_fraction=args.min_target_fraction,
+        max_reference_fraction=args.max_reference_fraction,
+    )
+    if args.json:
+        print_json(report.as_dict())
+    else:
+        print(report)
+    return 0
+
+
+def run_reference(args) -> int:
+    from course_lib.cli import print_json
+    from course_lib.paths import work_dir
+
+    hist = _histograms(args.source, args, role="reference")
+    out = (
+        args.out
+        or work_dir("coverage") / f"reference-{args.source}-n{args.frames}-seed{args.seed}.npz"
+    )
+    path = hist.save(out)
+    summary = {"path": str(path), "source": hist.source, "n_frames": hist.n_frames, **hist.metadata}
+    if args.json:
+        print_json(summary)
+    else:
+        print(f"wrote {path}\n{hist}")
+    return 0
+
+
+def _histograms(spec: str, args, *, role: str, settings=None):
+    """Histograms of a .npz, 'mptrj', a bundled dataset or a structure file."""
+    from pathlib import Path
+
+    from course_lib.coverage import CoverageHistograms, HistogramSettings, compute_histograms
+
+    flags = {
+        name: getattr(args, name)
+        for name in ("cutoff", "bin_width", "bond_cutoff", "angle_bin_width")
+        if getattr(args, name) is not None
+    }
+    if spec.endswith(".npz"):
+        hist = CoverageHistograms.load(spec)
+        if flags:
+            raise ValueError(f"the {role} {spec} fixes the binning; drop {sorted(flags)}")
+        return hist
+    settings = settings or HistogramSettings(**flags)
+    if role == "reference":
+        from course_lib.mptrj import reference_histograms
+
+        return reference_histograms(
+            spec, n_frames=args.frames, seed=args.seed, settings=settings, progress=False
+        )
+    import ase.io
+
+    from course_lib.data import dataset_path
+
+    path = Path(spec) if Path(spec).exists() else dataset_path(spec)
+    frames = ase.io.read(path, index=":")
+    return compute_histograms(frames, settings=settings, source=spec)
