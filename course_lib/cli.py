@@ -20,7 +20,6 @@ COMMAND_MODULES = (
     "course_lib.commands.evaluate",
     "course_lib.commands.notebooks",
     "course_lib.commands.finetune",
-    "course_lib.commands.make_data",
     "course_lib.commands.coverage",
 )
 
