@@ -93,6 +93,18 @@ class ZeroShotResult:
             "offsets_eV": self.offsets_eV,
         }
 
+    def metrics_by(self, key: str) -> dict:
+        """Aligned errors per value of a per-frame ``info`` key, e.g. ``"temperature_K"``."""
+        groups: dict = {}
+        for index, atoms in enumerate(self.frames):
+            groups.setdefault(atoms.info.get(key), []).append(index)
+        return {
+            value: error_metrics(
+                [self.frames[i] for i in idx], _take(self.aligned_predictions, idx)
+            )
+            for value, idx in sorted(groups.items(), key=lambda kv: str(kv[0]))
+        }
+
     def table(self) -> str:
         raw, aligned = self.raw.table().splitlines(), self.aligned.table().splitlines()
         width = max(len(line) for line in raw)
@@ -265,6 +277,15 @@ def evaluate(
         predictions=predictions,
         aligned_predictions=aligned,
         frames=list(frames),
+    )
+
+
+def _take(predictions: Predictions, indices: Sequence[int]) -> Predictions:
+    return replace(
+        predictions,
+        energies=predictions.energies[list(indices)],
+        forces=[predictions.forces[i] for i in indices],
+        stresses=None if predictions.stresses is None else predictions.stresses[list(indices)],
     )
 
 

@@ -1,0 +1,69 @@
+import json
+
+import pytest
+
+from course_lib import cli, runner
+from course_lib.data import write_dataset
+
+
+def run_cli(capsys, *argv):
+    code = cli.main(list(argv))
+    return code, capsys.readouterr()
+
+
+def test_models_json_lists_the_registry_with_availability(capsys):
+    code, out = run_cli(capsys, "models", "--json")
+    assert code == 0
+    listed = {m["name"]: m for m in json.loads(out.out)}
+    assert listed["chgnet-0.3.0"]["available"] is True
+    assert listed["mace-mp-0-small"]["available"] is False  # no weights on a fresh machine
+
+
+def test_evaluate_json_reports_raw_and_aligned_errors(capsys, tmp_path, frames, tiny_mace_file):
+    path = write_dataset(tmp_path / "emt.extxyz", frames, {"method": "EMT test oracle"})
+    code, out = run_cli(
+        capsys, "evaluate", "--model", str(tiny_mace_file), "--dataset", str(path), "--json"
+    )
+    assert code == 0
+    report = json.loads(out.out)
+    assert report["raw"]["n_frames"] == len(frames)
+    assert report["aligned"]["energy_mae_meV_per_atom"] <= report["raw"]["energy_mae_meV_per_atom"]
+    assert set(report["offsets_eV"]) == {"Al", "Cu"}
+
+
+def test_bad_input_is_an_error_message_not_a_traceback(capsys):
+    code, out = run_cli(capsys, "evaluate", "--dataset", "no-such-dataset")
+    assert code == 2
+    assert "course evaluate: error: no dataset called 'no-such-dataset'" in out.err
+
+
+NOTEBOOK = """# %%
+import os
+import numpy as np
+block = np.ones(40 * 2**20 // 8)  # 40 MB
+print(os.environ["COURSE_MODE"])
+"""
+
+
+def test_run_writes_executed_copies_and_a_summary(tmp_path):
+    good = tmp_path / "01_good.py"
+    good.write_text(NOTEBOOK)
+    bad = tmp_path / "02_bad.py"
+    bad.write_text("# %%\nraise ValueError('planted failure')\n")
+    out = tmp_path / "runs"
+    runs = runner.run_notebooks([good, bad], mode="full", out_dir=out, timeout_s=120)
+    assert [r.ok for r in runs] == [True, False]
+    assert "planted failure" in runs[1].error
+    assert runs[0].peak_memory_mb > 40
+    assert json.loads((out / "summary.json").read_text())[0]["notebook"] == "01_good"
+    executed = (out / "01_good.ipynb").read_text()
+    assert '"full\\n"' in executed  # the kernel saw the requested mode
+    assert "FAIL" in runner.summary_table(runs)
+
+
+def test_find_notebook_by_number_and_unknown_name():
+    if runner.course_notebooks():
+        first = runner.course_notebooks()[0]
+        assert runner.find_notebook(first.stem[:2]) == first
+    with pytest.raises(FileNotFoundError, match="notebooks:"):
+        runner.find_notebook("99")

@@ -1,0 +1,42 @@
+"""The repository's promises to its users: two README commands, CI running the same tests."""
+
+import re
+import tomllib
+
+from course_lib.paths import REPO_ROOT
+
+README = (REPO_ROOT / "README.md").read_text()
+
+
+def fenced_commands() -> list[str]:
+    return [block.strip() for block in re.findall(r"```bash\n(.*?)```", README, flags=re.S)]
+
+
+def test_readme_gives_the_setup_and_test_commands_and_ci_runs_the_test_one():
+    commands = fenced_commands()
+    run_course, run_tests = commands[0], commands[1]
+    assert run_course == "bash scripts/setup.sh && .venv/bin/course run"
+    assert run_tests == "bash scripts/setup.sh && .venv/bin/python -m pytest"
+    assert run_tests in (REPO_ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def test_torch_is_pinned_to_the_cpu_build_everywhere():
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    assert "torch==2.13.0" in project["dependencies"]
+    constraints = (REPO_ROOT / "constraints.txt").read_text().splitlines()
+    assert "torch==2.13.0" in constraints
+    assert "pip install -q torch==2.13.0" in (REPO_ROOT / "scripts" / "setup.sh").read_text()
+
+
+def test_every_dependency_is_pinned_in_constraints():
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    requirements = project["dependencies"] + [
+        dep for extra in project["optional-dependencies"].values() for dep in extra
+    ]
+    pinned = {
+        line.split("==")[0].lower().replace("_", "-")
+        for line in (REPO_ROOT / "constraints.txt").read_text().splitlines()
+        if "==" in line
+    }
+    names = {re.split(r"[<>=\[ ]", dep)[0].lower().replace("_", "-") for dep in requirements}
+    assert names <= pinned, f"not pinned in constraints.txt: {sorted(names - pinned)}"
