@@ -293,3 +293,49 @@ def test_catalogue_lists_the_chapter_datasets():
     assert "course_lib.mptrj" in table["MPtrj"].load
     with pytest.raises(KeyError, match="known: MPtrj"):
         table["QM9"]
+
+
+# -- figure and widget -------------------------------------------------------------
+
+
+def planted_report():
+    reference = lithium_reference(n_frames=10)
+    crystal = bulk("Li", "bcc", a=3.45, cubic=True) * (2, 2, 2)
+    crystal.positions[1] = crystal.positions[0] + [1.0, 1.0, 1.0]  # Li-Li 1.73 Å
+    target = compute_histograms([crystal], source="planted", settings=reference.settings)
+    return target, reference, compare_coverage(target, reference)
+
+
+def test_overlay_shades_the_flagged_ranges():
+    from course_lib.plots.coverage import coverage_overlay, coverage_scores
+
+    target, reference, report = planted_report()
+    fig = coverage_overlay(target, reference, "Li-Li", report=report, markers={"2.6 Å": 2.6})
+    assert len(fig.data) == 2
+    shaded = [(s.x0, s.x1) for s in fig.layout.shapes if s.type == "rect"]
+    assert shaded == report.ranges("Li-Li") and any(lo <= 1.73 < hi for lo, hi in shaded)
+    assert fig.layout.xaxis.title.text == "distance (Å)"
+    angles = coverage_overlay(target, reference, "Li-Li-Li", log_y=True)
+    assert angles.layout.xaxis.title.text == "angle (°)" and angles.layout.yaxis.type == "log"
+    scores = coverage_scores({"planted": report})
+    assert scores.data[0].y[0] == pytest.approx(report.distance_score)
+
+
+def test_explorer_rebins_and_rethresholds_exactly():
+    from course_lib.widgets.coverage import _rebinned, coverage_explorer
+
+    target, reference, report = planted_report()
+    box = coverage_explorer(target, reference)
+    controls, summary, _, table = box.children
+    (channel, cutoff), (distance_width, angle_width), (min_target, max_reference) = (
+        row.children for row in controls.children
+    )
+    assert channel.value == "Li-Li"  # the first flagged channel
+    assert f"{report.score:.3f}" in summary.value and "1.70" in table.value
+    distance_width.value = 2  # 0.1 Å bins
+    assert "1.70-1.80 Å" in table.value
+    min_target.value = 0.09  # only heavier warnings remain
+    assert table.value.count("<tr>") < len(report.to_rows()) + 1
+    t, r = _rebinned(target, reference, 4.0, 2, 3)
+    assert t.settings.cutoff == pytest.approx(4.0) and t.settings.angle_bin_width == 6.0
+    assert t.pair_counts.sum() == target.truncated(4.0).pair_counts.sum()
