@@ -113,7 +113,7 @@ def run_notebook(
         try:
             client.execute()
         except CellExecutionError as err:
-            error = str(err).strip().splitlines()[-1] if str(err).strip() else repr(err)
+            error = f"{err.ename}: {err.evalue}"
         except Exception as err:  # kernel died, timeout: report, keep going
             error = f"{type(err).__name__}: {err}"
     wall = time.perf_counter() - start

@@ -40,3 +40,26 @@ def test_every_dependency_is_pinned_in_constraints():
     }
     names = {re.split(r"[<>=\[ ]", dep)[0].lower().replace("_", "-") for dep in requirements}
     assert names <= pinned, f"not pinned in constraints.txt: {sorted(names - pinned)}"
+
+
+def conda_pip_pins(path) -> dict:
+    pins = {}
+    for line in path.read_text().splitlines():
+        match = re.match(r"\s+- ([A-Za-z0-9_.-]+)==(\S+)$", line)
+        if match:
+            pins[match.group(1).lower()] = match.group(2)
+    return pins
+
+
+def test_conda_and_binder_environments_match_pyproject_and_constraints():
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    names = {re.split(r"[<>=\[ ]", dep)[0].lower() for dep in project["dependencies"]}
+    constraints = {
+        line.split("==")[0].lower(): line.split("==")[1]
+        for line in (REPO_ROOT / "constraints.txt").read_text().splitlines()
+        if "==" in line
+    }
+    for path in (REPO_ROOT / "environment.yml", REPO_ROOT / "binder" / "environment.yml"):
+        pins = conda_pip_pins(path)
+        assert set(pins) == names, f"{path.name}: {sorted(set(pins) ^ names)}"
+        assert all(constraints[name] == version for name, version in pins.items())
