@@ -360,21 +360,29 @@ def merge_histograms(parts: Sequence[CoverageHistograms]) -> CoverageHistograms:
 
 @dataclass(frozen=True)
 class FlaggedRange:
-    """A run of adjacent bins where the target has density and the reference has none."""
+    """Adjacent bins of one channel where the target has counts and the reference (almost) none.
+
+    ``target_share`` (what the threshold applies to) is the share of *all*
+    the target's distances, or all its angles, that fall in the range;
+    ``target_fraction`` and ``reference_fraction`` are shares of the
+    channel's own counts, as drawn in the overlay.
+    """
 
     kind: str  # "pair" or "triplet"
     channel: str  # "Li-Li", "O-Li-O"
     low: float  # Å or degrees
     high: float
     unit: str  # "Å" or "°"
-    target_fraction: float  # of the channel's target counts inside [low, high)
-    reference_fraction: float  # of the channel's reference counts inside [low, high)
+    target_share: float
+    target_fraction: float
+    reference_fraction: float
 
     def as_row(self) -> dict:
         return {
             "kind": self.kind,
             "channel": self.channel,
             "range": f"{self.low:.2f}-{self.high:.2f} {self.unit}",
+            "target_share": self.target_share,
             "target_fraction": self.target_fraction,
             "reference_fraction": self.reference_fraction,
         }
@@ -384,11 +392,12 @@ class FlaggedRange:
 class CoverageReport:
     """Result of :func:`compare_coverage`.
 
-    ``score`` is the fraction of the target's distances and angles that lie
-    in bins the reference covers (reference fraction above
-    ``max_reference_fraction``), taken for distances and angles separately
-    and reported as the lower of the two. ``flagged`` lists only the ranges
-    where the target fraction is at least ``min_target_fraction``.
+    ``distance_score`` (``angle_score``) is the fraction of the target's
+    distances (angles) lying in bins the reference covers, i.e. where the
+    reference puts more than ``max_reference_fraction`` of that channel's
+    counts; ``score`` is the lower of the two. ``flagged`` lists the uncovered
+    ranges holding at least ``min_target_share`` of the target's distances
+    (angles).
     """
 
     target: str
@@ -398,7 +407,7 @@ class CoverageReport:
     score: float
     distance_score: float
     angle_score: float
-    min_target_fraction: float
+    min_target_share: float
     max_reference_fraction: float
     settings: HistogramSettings
     n_target_frames: int
@@ -420,7 +429,7 @@ class CoverageReport:
             "distance_score": self.distance_score,
             "angle_score": self.angle_score,
             "thresholds": {
-                "min_target_fraction": self.min_target_fraction,
+                "min_target_share": self.min_target_share,
                 "max_reference_fraction": self.max_reference_fraction,
             },
             "settings": asdict(self.settings),
@@ -440,17 +449,20 @@ class CoverageReport:
             f"coverage of {self.target} ({self.n_target_frames} frames) by {self.reference} "
             f"({self.n_reference_frames} frames): score {self.score:.3f} "
             f"(distances {self.distance_score:.3f}, angles {self.angle_score:.3f})",
-            f"flagged: target fraction >= {self.min_target_fraction:g} where reference fraction "
-            f"<= {self.max_reference_fraction:g}; {len(self.flagged)} ranges",
+            f"flagged: ranges holding >= {self.min_target_share:g} of the target's distances "
+            f"(angles) where the reference has <= {self.max_reference_fraction:g} of the "
+            f"channel; {len(self.flagged)} ranges",
         ]
         if self.flagged:
             lines.append(
-                f"{'kind':<8} {'channel':<10} {'range':<20} {'target':>9} {'reference':>10}"
+                f"{'kind':<8} {'channel':<10} {'range':<18} {'target':>8} "
+                f"{'of channel':>10} {'reference':>10}"
             )
             for row in self.to_rows():
                 lines.append(
-                    f"{row['kind']:<8} {row['channel']:<10} {row['range']:<20} "
-                    f"{row['target_fraction']:>9.2%} {row['reference_fraction']:>10.4%}"
+                    f"{row['kind']:<8} {row['channel']:<10} {row['range']:<18} "
+                    f"{row['target_share']:>8.2%} {row['target_fraction']:>10.2%} "
+                    f"{row['reference_fraction']:>10.4%}"
                 )
         return "\n".join(lines)
 
@@ -459,16 +471,19 @@ def compare_coverage(
     target: CoverageHistograms,
     reference: CoverageHistograms,
     *,
-    min_target_fraction: float = 1e-3,
+    min_target_share: float = 1e-3,
     max_reference_fraction: float = 1e-4,
 ) -> CoverageReport:
-    """Flag the bins where the target has density and the reference (almost) none.
+    """Flag where the target has substantial density and the reference (almost) none.
 
     A bin of a channel is *uncovered* when the reference puts at most
-    ``max_reference_fraction`` of that channel's counts in it, and *flagged*
-    when, in addition, the target puts at least ``min_target_fraction`` of its
-    counts there. Elements of the target absent from the reference are
-    reported first, with a :class:`MissingElementsWarning`.
+    ``max_reference_fraction`` of that channel's counts in it. Adjacent
+    uncovered bins where the target has counts form a range; a range is
+    *flagged* when it holds at least ``min_target_share`` of all the target's
+    distances (for pairs) or angles (for triplets), so a channel with a
+    handful of counts cannot raise a warning on its own. Elements of the
+    target absent from the reference are reported first, with a
+    :class:`MissingElementsWarning`.
     """
     if target.settings != reference.settings:
         raise CoverageError(
@@ -476,10 +491,10 @@ def compare_coverage(
             f"{reference.settings}); recompute the target with the reference's settings, "
             "or use .truncated() / .coarsened() on both"
         )
-    if not 0 <= max_reference_fraction < min_target_fraction <= 1:
+    if not (0 <= max_reference_fraction < 1 and 0 < min_target_share <= 1):
         raise CoverageError(
-            "need 0 <= max_reference_fraction < min_target_fraction <= 1, got "
-            f"{max_reference_fraction} and {min_target_fraction}"
+            "need 0 <= max_reference_fraction < 1 and 0 < min_target_share <= 1, got "
+            f"{max_reference_fraction} and {min_target_share}"
         )
     missing = tuple(sorted(set(target.elements) - set(reference.elements), key=atomic_numbers.get))
     if missing:
@@ -493,18 +508,28 @@ def compare_coverage(
     flagged: list[FlaggedRange] = []
     scores = {}
     for kind, labels in (("pair", target.pair_labels), ("triplet", target.triplet_labels)):
-        uncovered_total, total = 0, 0
+        total = int(target._table(kind)[1].sum())
+        uncovered_total = 0
         for label in labels:
             counts = target.counts(label)
-            target_fraction = _fractions(counts)
             reference_fraction = reference.fractions(label)
             uncovered = reference_fraction <= max_reference_fraction
             uncovered_total += int(counts[uncovered].sum())
-            total += int(counts.sum())
-            hits = uncovered & (target_fraction >= min_target_fraction)
-            flagged += _flagged_ranges(
-                kind, label, hits, target.edges(label), target_fraction, reference_fraction
-            )
+            for a, b in _runs(uncovered & (counts > 0)):
+                share = counts[a:b].sum() / total
+                if share >= min_target_share:
+                    flagged.append(
+                        FlaggedRange(
+                            kind=kind,
+                            channel=label,
+                            low=float(target.edges(label)[a]),
+                            high=float(target.edges(label)[b]),
+                            unit="Å" if kind == "pair" else "°",
+                            target_share=float(share),
+                            target_fraction=float(counts[a:b].sum() / counts.sum()),
+                            reference_fraction=float(reference_fraction[a:b].sum()),
+                        )
+                    )
         scores[kind] = 1.0 - uncovered_total / total if total else 1.0
     flagged.sort(key=lambda f: (f.kind != "pair", f.channel, f.low))  # distances first
     return CoverageReport(
@@ -515,7 +540,7 @@ def compare_coverage(
         score=min(scores.values()),
         distance_score=scores["pair"],
         angle_score=scores["triplet"],
-        min_target_fraction=min_target_fraction,
+        min_target_share=min_target_share,
         max_reference_fraction=max_reference_fraction,
         settings=target.settings,
         n_target_frames=target.n_frames,
@@ -636,26 +661,10 @@ def _merge_tables(tables: list[tuple[np.ndarray, np.ndarray]]):
     return keys.astype(np.int64), total
 
 
-def _flagged_ranges(kind, label, hits, edges, target_fraction, reference_fraction):
-    """Runs of adjacent flagged bins, one :class:`FlaggedRange` each."""
-    if not hits.any():
-        return []
-    padded = np.concatenate([[False], hits, [False]]).astype(np.int8)
-    starts = np.flatnonzero(np.diff(padded) == 1)
-    stops = np.flatnonzero(np.diff(padded) == -1)
-    unit = "Å" if kind == "pair" else "°"
-    return [
-        FlaggedRange(
-            kind=kind,
-            channel=label,
-            low=float(edges[a]),
-            high=float(edges[b]),
-            unit=unit,
-            target_fraction=float(target_fraction[a:b].sum()),
-            reference_fraction=float(reference_fraction[a:b].sum()),
-        )
-        for a, b in zip(starts, stops, strict=True)
-    ]
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, stop) of every run of True in a boolean array, stop exclusive."""
+    padded = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(padded == 1), np.flatnonzero(padded == -1), strict=True))
 
 
 def _check_frame(atoms: Atoms, index: int) -> None:
@@ -715,4 +724,4 @@ def _len_or_none(frames) -> int | None:
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")

@@ -184,10 +184,10 @@ def test_thresholds_are_stated_in_the_result():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         report = compare_coverage(
-            reference, reference, min_target_fraction=0.01, max_reference_fraction=0.0
+            reference, reference, min_target_share=0.01, max_reference_fraction=0.0
         )
     payload = json.loads(json.dumps(report.as_dict()))
-    assert payload["thresholds"] == {"min_target_fraction": 0.01, "max_reference_fraction": 0.0}
+    assert payload["thresholds"] == {"min_target_share": 0.01, "max_reference_fraction": 0.0}
     assert payload["warnings"] == [] and payload["score"] == 1.0
 
 
@@ -243,7 +243,7 @@ def test_command_line_prints_warnings_and_score(tmp_path, capsys):
     assert main(["coverage", "--target", str(tmp_path / "planted.extxyz"),
                  "--reference", str(reference), "--json"]) == 0  # fmt: skip
     payload = json.loads(capsys.readouterr().out)
-    assert payload["thresholds"]["min_target_fraction"] == 1e-3
+    assert payload["thresholds"]["min_target_share"] == 1e-3
     assert payload["warnings"][0]["channel"] == "Li-Li"  # distances first
     assert any(
         w["channel"] == "Li-Li" and w["low"] <= 1.73 < w["high"] for w in payload["warnings"]

@@ -29,8 +29,18 @@ def add_parser(subparsers) -> None:
         default="mini-mptrj",
         help="dataset name, extxyz, .npz from coverage-reference, or 'mptrj' (default mini-mptrj)",
     )
-    check.add_argument("--min-target-fraction", type=float, default=1e-3)
-    check.add_argument("--max-reference-fraction", type=float, default=1e-4)
+    check.add_argument(
+        "--min-target-share",
+        type=float,
+        default=1e-3,
+        help="flag ranges holding at least this share of the target's distances/angles",
+    )
+    check.add_argument(
+        "--max-reference-fraction",
+        type=float,
+        default=1e-4,
+        help="a bin is uncovered where the reference has at most this fraction of the channel",
+    )
     _add_sampling(check)
     check.add_argument("--json", action="store_true", help="print JSON instead of a table")
     check.set_defaults(func=run_coverage)
@@ -62,7 +72,7 @@ def run_coverage(args) -> int:
     report = compare_coverage(
         target,
         reference,
-        min_target_fraction=args.min_target_fraction,
+        min_target_share=args.min_target_share,
         max_reference_fraction=args.max_reference_fraction,
     )
     if args.json:

@@ -23,7 +23,7 @@ def coverage_explorer(
     reference: CoverageHistograms,
     *,
     channel: str | None = None,
-    min_target_fraction: float = 1e-3,
+    min_target_share: float = 1e-3,
     max_reference_fraction: float = 1e-4,
     markers: dict[str, float] | None = None,
 ) -> widgets.VBox:
@@ -37,7 +37,7 @@ def coverage_explorer(
     base = compare_coverage(
         target,
         reference,
-        min_target_fraction=min_target_fraction,
+        min_target_share=min_target_share,
         max_reference_fraction=max_reference_fraction,
     )
     flagged_channels = [flag.channel for flag in base.flagged]
@@ -63,7 +63,7 @@ def coverage_explorer(
         description="Δθ",
     )
     min_target = widgets.FloatLogSlider(
-        value=min_target_fraction, base=10, min=-5, max=-1, description="target ≥"
+        value=min_target_share, base=10, min=-5, max=-1, description="share ≥"
     )
     max_reference = widgets.FloatLogSlider(
         value=max(max_reference_fraction, 1e-7), base=10, min=-7, max=-2, description="ref ≤"
@@ -75,8 +75,8 @@ def coverage_explorer(
         report = compare_coverage(
             t,
             r,
-            min_target_fraction=min_target.value,
-            max_reference_fraction=min(max_reference.value, min_target.value / 2),
+            min_target_share=min_target.value,
+            max_reference_fraction=max_reference.value,
         )
         summary.value = _summary_html(report)
         table.value = _table_html(report)
@@ -123,8 +123,9 @@ def _summary_html(report) -> str:
         )
     parts.append(
         f"coverage score <b>{report.score:.3f}</b> (distances {report.distance_score:.3f}, "
-        f"angles {report.angle_score:.3f}); flagged where target ≥ "
-        f"{report.min_target_fraction:.1e} and reference ≤ {report.max_reference_fraction:.1e}"
+        f"angles {report.angle_score:.3f}); flagged: ranges holding ≥ "
+        f"{report.min_target_share:.1e} of the target's distances (angles) where the "
+        f"reference has ≤ {report.max_reference_fraction:.1e} of the channel"
     )
     return "<br>".join(parts)
 
@@ -132,10 +133,12 @@ def _summary_html(report) -> str:
 def _table_html(report) -> str:
     if not report.flagged:
         return "<i>no extrapolation warnings at these thresholds</i>"
-    header = "".join(f"<th>{h}</th>" for h in ("kind", "channel", "range", "target", "reference"))
+    columns = ("kind", "channel", "range", "target share", "of channel", "reference")
+    header = "".join(f"<th>{h}</th>" for h in columns)
     rows = "".join(
         f"<tr><td>{row['kind']}</td><td>{html.escape(row['channel'])}</td>"
-        f"<td>{html.escape(row['range'])}</td><td>{row['target_fraction']:.2%}</td>"
+        f"<td>{html.escape(row['range'])}</td><td>{row['target_share']:.2%}</td>"
+        f"<td>{row['target_fraction']:.2%}</td>"
         f"<td>{row['reference_fraction']:.4%}</td></tr>"
         for row in report.to_rows()
     )
