@@ -187,6 +187,11 @@ def sample_mptrj(
     (the default URL, or a local file named ``2024-09-03-mp-trj.extxyz.zip``)
     must have the published size, and a full local copy the published md5.
     Raises :class:`MPtrjUnavailable` when the archive cannot be read.
+
+    Over HTTP this costs about one request per sampled material (~10 kB
+    each) plus one for the zip's central directory (~10 MB): for the
+    default 10^4 frames expect some 100 MB and tens of minutes, once; the
+    sample is cached and later calls read the cache.
     """
     if n_frames < 1 or frames_per_material < 1:
         raise ValueError(

@@ -121,7 +121,7 @@ def _histograms(spec: str, args, *, role: str, settings=None):
         from course_lib.mptrj import reference_histograms
 
         return reference_histograms(
-            spec, n_frames=args.frames, seed=args.seed, settings=settings, progress=False
+            spec, n_frames=args.frames, seed=args.seed, settings=settings, progress=True
         )
     import ase.io
 
