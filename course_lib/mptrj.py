@@ -175,6 +175,7 @@ def sample_mptrj(
     seed: int = 0,
     source: str | os.PathLike = MPTRJ_URL,
     frames_per_material: int = 1,
+    verify: bool = True,
     cache: bool = True,
     progress: bool = True,
 ) -> MPtrjSample:
@@ -185,7 +186,8 @@ def sample_mptrj(
     ``frames_per_material`` random frames kept from each, until ``n_frames``
     are collected; only the visited members are read. The published archive
     (the default URL, or a local file named ``2024-09-03-mp-trj.extxyz.zip``)
-    must have the published size, and a full local copy the published md5.
+    must have the published size, and a full local copy the published md5
+    (``verify=False`` skips both, e.g. for a newer release).
     Raises :class:`MPtrjUnavailable` when the archive cannot be read.
 
     Over HTTP this costs about one request per sampled material (~10 kB
@@ -202,7 +204,7 @@ def sample_mptrj(
         cached = _read_cached(path)
         if cached is not None:
             return cached
-    with _open_archive(source) as archive:
+    with _open_archive(source, verify=verify) as archive:
         members = sorted(name for name in archive.namelist() if MPTRJ_MEMBER.match(name))
         if not members:
             raise MPtrjUnavailable(
@@ -290,9 +292,9 @@ def _relabelled(hist: CoverageHistograms, source: str) -> CoverageHistograms:
     return replace(hist, metadata={**hist.metadata, "source": source})
 
 
-def _open_archive(source: str | os.PathLike) -> zipfile.ZipFile:
+def _open_archive(source: str | os.PathLike, *, verify: bool) -> zipfile.ZipFile:
     """The archive as a ZipFile over a local file or over HTTP range requests."""
-    published = str(source) == MPTRJ_URL or Path(str(source)).name == MPTRJ_FILENAME
+    published = verify and (str(source) == MPTRJ_URL or Path(str(source)).name == MPTRJ_FILENAME)
     if str(source).startswith(("http://", "https://")):
         handle: io.RawIOBase | io.BufferedIOBase = HTTPRangeFile(str(source))
         size = handle.size
@@ -304,7 +306,8 @@ def _open_archive(source: str | os.PathLike) -> zipfile.ZipFile:
     if published and size != MPTRJ_SIZE_BYTES:
         handle.close()
         raise MPtrjUnavailable(
-            f"{source} is {size} bytes, not the published {MPTRJ_SIZE_BYTES}: the archive changed"
+            f"{source} is {size} bytes, not the published {MPTRJ_SIZE_BYTES}: the archive "
+            "changed (pass verify=False to accept a new release)"
         )
     if published and not isinstance(handle, HTTPRangeFile):
         _check_md5(Path(source))

@@ -192,6 +192,8 @@ def test_archives_that_are_not_mptrj_are_refused(tmp_path):
     wrong_size.write_bytes(other.read_bytes())
     with pytest.raises(MPtrjUnavailable, match="not the published"):
         sample_mptrj(2, source=wrong_size, cache=False, progress=False)
+    with pytest.raises(MPtrjUnavailable, match="no mp-<id>.extxyz members"):  # size not checked
+        sample_mptrj(2, source=wrong_size, verify=False, cache=False, progress=False)
     with pytest.raises(MPtrjUnavailable, match="no archive"):
         sample_mptrj(2, source=tmp_path / "missing.zip", cache=False, progress=False)
 
