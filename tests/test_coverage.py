@@ -339,3 +339,32 @@ def test_explorer_rebins_and_rethresholds_exactly():
     t, r = _rebinned(target, reference, 4.0, 2, 3)
     assert t.settings.cutoff == pytest.approx(4.0) and t.settings.angle_bin_width == 6.0
     assert t.pair_counts.sum() == target.truncated(4.0).pair_counts.sum()
+
+
+# -- the Li case study on the bundled DFT data (skipped until the datasets exist) ------
+
+
+def _bundled(*names: str) -> bool:
+    from course_lib.paths import DATASETS_DIR
+
+    return all((DATASETS_DIR / f"{name}.extxyz").exists() for name in names)
+
+
+@pytest.mark.skipif(not _bundled("li2o-md", "mini-mptrj"), reason="DFT datasets not generated yet")
+def test_li_case_study_hot_frames_are_less_covered_than_cold_ones():
+    from course_lib.data import read_dataset
+    from course_lib.mptrj import reference_histograms
+
+    reference = reference_histograms("mini-mptrj", n_frames=None, progress=False)
+    frames = read_dataset("li2o-md")
+    cold = [a for a in frames if a.info["temperature_K"] < 600]
+    hot = [a for a in frames if a.info["temperature_K"] >= 600]
+    assert cold and hot
+    cold_hist = compute_histograms(cold, settings=reference.settings, source="300 K")
+    hot_hist = compute_histograms(hot, settings=reference.settings, source="hot")
+    assert hot_hist.shortest_distance("Li-Li") <= cold_hist.shortest_distance("Li-Li")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MissingElementsWarning)
+        cold_report = compare_coverage(cold_hist, reference)
+        hot_report = compare_coverage(hot_hist, reference)
+    assert hot_report.distance_score <= cold_report.distance_score + 1e-12
