@@ -292,3 +292,46 @@ def _take(predictions: Predictions, indices: Sequence[int]) -> Predictions:
 def _voigt(stress) -> np.ndarray:
     stress = np.asarray(stress, dtype=float)
     return full_3x3_to_voigt_6_stress(stress) if stress.shape == (3, 3) else stress
+
+
+@dataclass(frozen=True)
+class EquationOfState:
+    """Energy-volume curve of a crystal and its Birch-Murnaghan fit."""
+
+    model: str
+    formula: str
+    volumes_A3: np.ndarray
+    energies_eV: np.ndarray
+    v0_A3: float
+    e0_eV: float
+    bulk_modulus_GPa: float
+
+    def lattice_constant_A(self, atoms_per_cell_ratio: float = 1.0) -> float:
+        """Cubic lattice constant for ``v0`` scaled to the conventional cell, Å."""
+        return float((self.v0_A3 * atoms_per_cell_ratio) ** (1 / 3))
+
+
+def equation_of_state(
+    model, atoms: Atoms, *, strains: Sequence[float] = np.linspace(-0.04, 0.04, 9)
+) -> EquationOfState:
+    """Zero-shot E(V): scale the cell by (1 + strain) per axis, fit Birch-Murnaghan."""
+    from ase.eos import EquationOfState as AseEOS
+    from ase.units import GPa
+
+    scaled = []
+    for strain in strains:
+        copy = atoms.copy()
+        copy.set_cell(atoms.cell * (1 + strain), scale_atoms=True)
+        scaled.append(copy)
+    predictions = predict(model, scaled, compute_stress=False)
+    volumes = np.array([a.get_volume() for a in scaled])
+    v0, e0, bulk_modulus = AseEOS(volumes, predictions.energies, eos="birchmurnaghan").fit()
+    return EquationOfState(
+        model=predictions.model,
+        formula=atoms.get_chemical_formula(),
+        volumes_A3=volumes,
+        energies_eV=predictions.energies,
+        v0_A3=float(v0),
+        e0_eV=float(e0),
+        bulk_modulus_GPa=float(bulk_modulus / GPa),
+    )
