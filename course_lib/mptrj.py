@@ -271,7 +271,9 @@ def reference_histograms(
             )
             hist = _dataset_histograms(fallback, n_frames, seed, settings, progress)
             label = f"{hist.source} (offline fallback: MPtrj unreachable)"
-            return _relabelled(hist, label)
+            return replace(
+                hist, metadata={**hist.metadata, "source": label, "fallback_for": source}
+            )
         label = f"MPtrj sample ({sample.n_materials} materials, sha256 {sample.sha256[:12]})"
         return compute_histograms(
             sample.frames, settings=settings, source=label, seed=seed, progress=progress
@@ -286,10 +288,6 @@ def _dataset_histograms(name, n_frames, seed, settings, progress) -> CoverageHis
     return compute_histograms(
         frames, settings=settings, source=str(name), seed=seed, progress=progress
     )
-
-
-def _relabelled(hist: CoverageHistograms, source: str) -> CoverageHistograms:
-    return replace(hist, metadata={**hist.metadata, "source": source})
 
 
 def _open_archive(source: str | os.PathLike, *, verify: bool) -> zipfile.ZipFile:

@@ -178,7 +178,7 @@ def test_offline_falls_back_to_the_bundled_corpus_and_says_so(tmp_path):
             mptrj_source=f"http://127.0.0.1:{port}/{MPTRJ_FILENAME}",
             progress=False,
         )
-    assert "offline fallback" in hist.source
+    assert "offline fallback" in hist.source and hist.metadata["fallback_for"] == "mptrj"
     assert hist.n_frames == 5
 
 

@@ -8,6 +8,7 @@ course coverage --target li2o-md --reference mptrj-10k.npz
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 BINNING = (
     ("--cutoff", "pair-distance cutoff, Å (default 6.0)"),
@@ -87,10 +88,10 @@ def run_reference(args) -> int:
     from course_lib.paths import work_dir
 
     hist = _histograms(args.source, args, role="reference")
-    out = (
-        args.out
-        or work_dir("coverage") / f"reference-{args.source}-n{args.frames}-seed{args.seed}.npz"
-    )
+    name = Path(args.source).stem
+    if hist.metadata.get("fallback_for"):
+        name = f"{name}-offline-fallback"
+    out = args.out or work_dir("coverage") / f"reference-{name}-n{args.frames}-seed{args.seed}.npz"
     path = hist.save(out)
     summary = {"path": str(path), "source": hist.source, "n_frames": hist.n_frames, **hist.metadata}
     if args.json:
@@ -102,8 +103,6 @@ def run_reference(args) -> int:
 
 def _histograms(spec: str, args, *, role: str, settings=None):
     """Histograms of a .npz, 'mptrj', a bundled dataset or a structure file."""
-    from pathlib import Path
-
     from course_lib.coverage import CoverageHistograms, HistogramSettings, compute_histograms
 
     flags = {
