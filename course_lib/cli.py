@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "course_lib.commands.datasets",
     "course_lib.commands.evaluate",
     "course_lib.commands.notebooks",
+    "course_lib.commands.instructor",
     "course_lib.commands.finetune",
     "course_lib.commands.coverage",
 )

@@ -67,3 +67,28 @@ def test_find_notebook_by_number_and_unknown_name():
         assert runner.find_notebook(first.stem[:2]) == first
     with pytest.raises(FileNotFoundError, match="notebooks:"):
         runner.find_notebook("99")
+
+
+def test_student_copies_carry_no_solutions_and_no_outputs(tmp_path):
+    import nbformat
+
+    from course_lib.instructor import PLACEHOLDER, write_student_notebooks
+
+    source = tmp_path / "05_demo.py"
+    source.write_text(
+        '# %%\nprint("shown")\n\n# %% tags=["solution"]\nanswer = 42\nprint(answer)\n'
+    )
+    executed = runner.run_notebook(source, tmp_path, mode="fast", timeout_s=120)
+    assert executed.ok
+    (student,) = write_student_notebooks([source], tmp_path / "student")
+    notebook = nbformat.read(student, as_version=4)
+    assert [cell.source for cell in notebook.cells] == ['print("shown")', PLACEHOLDER]
+    assert all(not cell.outputs for cell in notebook.cells)
+    assert "answer = 42" not in student.read_text()
+
+
+def test_doctor_reports_versions_and_models(capsys):
+    code, out = run_cli(capsys, "doctor", "--json")
+    checks = {check["name"]: check for check in json.loads(out.out)}
+    assert checks["torch"]["detail"].startswith("2.13.0")
+    assert checks["model chgnet-0.3.0"]["ok"]
