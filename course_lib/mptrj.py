@@ -55,7 +55,6 @@ MPTRJ_URL = "https://figshare.com/ndownloader/files/49034296"
 MPTRJ_FILENAME = "2024-09-03-mp-trj.extxyz.zip"
 MPTRJ_SIZE_BYTES = 1_521_713_089  # as published for figshare file 49034296
 MPTRJ_MD5 = "7f433171e4e5f2ef9304dccd42d5488f"  # whole archive; checked for a full local copy
-MPTRJ_MEMBER = re.compile(r"(?:.*/)?mp-\d+\.extxyz$")
 FALLBACK_CORPUS = "mini-mptrj"
 
 
@@ -205,10 +204,10 @@ def sample_mptrj(
         if cached is not None:
             return cached
     with _open_archive(source, verify=verify) as archive:
-        members = sorted(name for name in archive.namelist() if MPTRJ_MEMBER.match(name))
+        members = sorted(name for name in archive.namelist() if name.endswith(".extxyz"))
         if not members:
             raise MPtrjUnavailable(
-                f"{source} has no mp-<id>.extxyz members; is it the MPtrj archive?"
+                f"{source} has no .extxyz members (one per material); is it the MPtrj archive?"
             )
         frames, n_materials = _draw_frames(
             archive, members, n_frames, seed, frames_per_material, progress
