@@ -347,7 +347,7 @@ def li_o_phases_jobs(seed: int) -> list[Job]:
         molecule = bool(atoms.info.get("molecule"))
         start = atoms if molecule else rattled(atoms, rng, sigma=0.01)
         start.info.update(phase=name, config_type="phase")
-        options = {"fmax": 0.02, "max_steps": 60, "relax_cell": not molecule}
+        options = {"fmax": 0.02, "max_steps": 40, "relax_cell": not molecule}
         jobs.append(Job(key=name, atoms=start, kind="relax", options=options))
     return jobs
 
