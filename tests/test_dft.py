@@ -241,3 +241,10 @@ def test_recipes_are_seeded_and_cover_the_corpus_brief():
     n_test = sum(job.atoms.info["split"] == "test" for job in jobs)
     assert 0.05 < n_test / len(jobs) < 0.15  # relaxations, not frames, are held out
     assert len(mgo_rattled_jobs(5)) >= 150
+
+
+def test_make_data_command_knows_every_recipe():
+    from course_lib.commands.make_data import DATASETS
+    from course_lib.dft_recipes import RECIPES
+
+    assert sorted(DATASETS) == sorted(RECIPES)
