@@ -34,6 +34,7 @@ of 1 + 3N, and forces are then not even computed while training.
 from __future__ import annotations
 
 import copy
+import inspect
 import logging
 import os
 import tempfile
@@ -770,31 +771,26 @@ class FineTuner:
         self.device = device
         self.progress = progress
 
+    def get_params(self) -> dict:
+        """The settings given to ``__init__``, by name (as scikit-learn's estimators)."""
+        names = inspect.signature(type(self).__init__).parameters
+        return {name: getattr(self, name) for name in names if name != "self"}
+
     def fit(self, train_frames: Sequence[Atoms], valid_frames: Sequence[Atoms] | None = None):
         """Train on ``train_frames`` (validation split off them unless given); returns self."""
+        settings = self.get_params()
+        model = settings.pop("model")
+        weights = LossWeights(
+            energy=settings.pop("energy_weight"),
+            forces=settings.pop("forces_weight"),
+            stress=settings.pop("stress_weight"),
+        )
         outcome = fine_tune(
-            load_model(self.model, dtype=self.dtype) if self.model is not None else None,
+            load_model(model, dtype=self.dtype) if model is not None else None,
             train_frames,
             valid_frames=valid_frames,
-            regime=self.regime,
-            trainable=self.trainable,
-            solver=self.solver,
-            e0s=self.e0s,
-            weights=LossWeights(self.energy_weight, self.forces_weight, self.stress_weight),
-            l2_pull=self.l2_pull,
-            ridge=self.ridge,
-            architecture=self.architecture,
-            max_epochs=self.max_epochs,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            patience=self.patience,
-            lr_patience=self.lr_patience,
-            lr_factor=self.lr_factor,
-            valid_fraction=self.valid_fraction,
-            seed=self.seed,
-            dtype=self.dtype,
-            device=self.device,
-            progress=self.progress,
+            weights=weights,
+            **settings,
         )
         self.model_ = outcome.model
         self.history_ = outcome.history

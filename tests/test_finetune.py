@@ -250,3 +250,18 @@ def test_cli_finetune_prints_metrics_and_refuses_n_beyond_pool(tiny_mace_file, t
     assert report["test"]["force_mae_meV_per_A"] >= 0
     assert main([*args, "--n", "50"]) == 2
     assert "pool has only 8" in capsys.readouterr().err
+
+
+def test_training_curves_draw_each_history_with_its_best_epoch():
+    from course_lib.plots.training import training_curves
+
+    history = ft.TrainingHistory(
+        epoch=(0, 1, 2), train_loss=(np.nan, 2.0, 1.0), valid_loss=(3.0, 1.5, 2.5),
+        train_energy_mae=(np.nan, 5.0, 4.0), valid_energy_mae=(6.0, 3.0, 4.0),
+        train_force_mae=(np.nan, 50.0, 40.0), valid_force_mae=(60.0, 30.0, 45.0),
+        lr=(1e-3, 1e-3, 1e-3), best_epoch=1, stopped_early=False, wall_time_s=1.0,
+    )  # fmt: skip
+    fig = training_curves({"few-shot": history, "full": history}, show_train=False)
+    stars = [t for t in fig.data if t.marker.symbol == "star"]
+    assert len(fig.data) == 8 and [s.y[0] for s in stars] == [3.0, 30.0, 3.0, 30.0]
+    assert history.rows()[1]["valid_force_mae"] == 30.0
