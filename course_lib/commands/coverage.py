@@ -120,7 +120,7 @@ def _histograms(spec: str, args, *, role: str, settings=None):
         from course_lib.mptrj import reference_histograms
 
         return reference_histograms(
-            spec, n_frames=args.frames, seed=args.seed, settings=settings, progress=True
+            spec, n_frames=args.frames, seed=args.seed, settings=settings, progress=spec == "mptrj"
         )
     import ase.io
 
