@@ -53,34 +53,13 @@ def frames():
 
 @pytest.fixture(scope="session")
 def tiny_mace():
-    """A 2-layer MACE with 8 scalar channels for Cu and Al, random weights, float64."""
-    import mace  # noqa: F401
-    import torch
-    from e3nn import o3
-    from mace import modules
+    """A 2-layer MACE with 8 scalar channels for Al and Cu, random weights, float64."""
+    from course_lib.mace_models import MaceArchitecture, build_mace
 
-    torch.manual_seed(0)
-    block = modules.interaction_classes["RealAgnosticResidualInteractionBlock"]
-    model = modules.ScaleShiftMACE(
-        r_max=4.0,
-        num_bessel=8,
-        num_polynomial_cutoff=5,
-        max_ell=2,
-        interaction_cls=block,
-        interaction_cls_first=block,
-        num_interactions=2,
-        num_elements=2,
-        hidden_irreps=o3.Irreps("8x0e"),
-        MLP_irreps=o3.Irreps("8x0e"),
-        atomic_energies=np.array([-3.5, -2.9]),
-        avg_num_neighbors=12.0,
-        atomic_numbers=[13, 29],
-        correlation=2,
-        gate=torch.nn.functional.silu,
-        atomic_inter_scale=1.0,
-        atomic_inter_shift=0.0,
+    architecture = MaceArchitecture(
+        r_max=4.0, hidden_irreps="8x0e", mlp_irreps="8x0e", correlation=2
     )
-    return model.double().eval()
+    return build_mace(emt_frames(), architecture=architecture, seed=0).eval()
 
 
 @pytest.fixture
