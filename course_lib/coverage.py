@@ -403,6 +403,7 @@ class CoverageReport:
     target: str
     reference: str
     missing_elements: tuple[str, ...]
+    missing_channels: tuple[str, ...]  # target pairs/angles the reference never shows
     flagged: tuple[FlaggedRange, ...]
     score: float
     distance_score: float
@@ -425,6 +426,7 @@ class CoverageReport:
             "target": self.target,
             "reference": self.reference,
             "missing_elements": list(self.missing_elements),
+            "missing_channels": list(self.missing_channels),
             "score": self.score,
             "distance_score": self.distance_score,
             "angle_score": self.angle_score,
@@ -445,6 +447,8 @@ class CoverageReport:
                 f"!! ELEMENTS ABSENT FROM THE REFERENCE: {', '.join(self.missing_elements)} "
                 "- the model has never seen them; every pair and angle with them is extrapolated"
             )
+        if self.missing_channels:
+            lines.append(f"channels the reference never shows: {', '.join(self.missing_channels)}")
         lines += [
             f"coverage of {self.target} ({self.n_target_frames} frames) by {self.reference} "
             f"({self.n_reference_frames} frames): score {self.score:.3f} "
@@ -507,6 +511,7 @@ def compare_coverage(
         )
     flagged: list[FlaggedRange] = []
     scores = {}
+    missing_channels = [label for label in target.channels if not reference.counts(label).any()]
     for kind, labels in (("pair", target.pair_labels), ("triplet", target.triplet_labels)):
         total = int(target._table(kind)[1].sum())
         uncovered_total = 0
@@ -536,6 +541,7 @@ def compare_coverage(
         target=target.source or "target",
         reference=reference.source or "reference",
         missing_elements=missing,
+        missing_channels=tuple(missing_channels),
         flagged=tuple(flagged),
         score=min(scores.values()),
         distance_score=scores["pair"],

@@ -175,6 +175,7 @@ def test_missing_elements_are_reported_first_and_loudly():
     with pytest.warns(MissingElementsWarning, match="Na, Cl"):
         report = compare_coverage(target, reference)
     assert report.missing_elements == ("Na", "Cl")
+    assert set(report.missing_channels) == {"Na-Na", "Na-Cl", "Cl-Cl", "Cl-Na-Cl", "Na-Cl-Na"}
     assert str(report).startswith("!! ELEMENTS ABSENT FROM THE REFERENCE: Na, Cl")
     assert report.score == 0.0
 
