@@ -89,9 +89,11 @@ def test_closed_form_readout_recovers_planted_scaling_exactly(tiny_mace):
     got = tuner.predict(frames)
     assert np.abs(got.energies - ds.energies(frames)).max() < 1e-9
     assert max(np.abs(f - r).max() for f, r in zip(got.forces, ds.forces(frames))) < 1e-9
+    # the per-atom shift of the scaled interaction energy, 0.1 * shift, joins the E0s
+    extra = 0.1 * float(tiny_mace.scale_shift.shift)
     original = mm.model_e0s(tiny_mace)
     for symbol, delta in shift.items():
-        assert tuner.e0s_[symbol] == pytest.approx(original[symbol] + delta, abs=1e-5)
+        assert tuner.e0s_[symbol] == pytest.approx(original[symbol] + delta + extra, abs=1e-5)
     posterior = tuner.posterior_
     assert posterior.covariance.shape == (posterior.mean.size, posterior.mean.size)
     assert posterior.noise_variance < 1e-20
@@ -265,3 +267,18 @@ def test_training_curves_draw_each_history_with_its_best_epoch():
     stars = [t for t in fig.data if t.marker.symbol == "star"]
     assert len(fig.data) == 8 and [s.y[0] for s in stars] == [3.0, 30.0, 3.0, 30.0]
     assert history.rows()[1]["valid_force_mae"] == 30.0
+
+
+def test_run_regime_reports_test_zero_shot_and_forgetting(tiny_mace, tmp_path):
+    corpus = emt_frames(4, seed=11)  # stands in for the pre-training corpus's held-out split
+    result = ft.run_regime(
+        tiny_mace, emt_frames(6), emt_frames(3, seed=4), regime="few-shot", solver="closed-form",
+        out=tmp_path / "m.model", pretraining_frames=corpus, progress=False,
+    )  # fmt: skip
+    before = error_metrics(corpus, predict(tiny_mace, corpus))
+    assert result.forgetting_before.force_mae_meV_per_A == pytest.approx(before.force_mae_meV_per_A)
+    assert result.forgetting.n_frames == 4 and result.zero_shot is not None
+    assert result.n_labels == ds.n_labels(emt_frames(6))
+    report = result.as_dict()
+    assert json.loads(json.dumps(report, default=str))["regime"] == "few-shot"
+    assert "pre-training set, after" in result.table()
