@@ -552,6 +552,30 @@ def fit_readouts_closed_form(
     return posterior, e0s
 
 
+def readout_energy_std(
+    model: torch.nn.Module,
+    posterior: ReadoutPosterior,
+    frames: Sequence[Atoms],
+    *,
+    batch_size: int = 16,
+) -> np.ndarray:
+    """Posterior standard deviation of each frame's energy (eV) from the readout fit.
+
+    ``sqrt(a' C a)`` with ``a`` the frame's energy design row (derivative of
+    its energy with respect to the fitted readout weights) and ``C`` the
+    posterior covariance: large where the frozen features of a structure
+    lie outside those the readouts were fitted on. Needs no force passes.
+    """
+    layers = readout_linears(model)
+    device = next(model.parameters()).device
+    variances = []
+    for batch in graph_loader(frames, model, batch_size=batch_size):
+        rows = _readout_design(model, batch.to(device), layers, with_forces=False)[0]
+        rows = rows.double().cpu().numpy()
+        variances.append(np.einsum("ij,jk,ik->i", rows, posterior.covariance, rows))
+    return np.sqrt(np.clip(np.concatenate(variances), 0.0, None))
+
+
 # --------------------------------------------------------------------------- the entry point
 
 

@@ -282,3 +282,14 @@ def test_run_regime_reports_test_zero_shot_and_forgetting(tiny_mace, tmp_path):
     report = result.as_dict()
     assert json.loads(json.dumps(report, default=str))["regime"] == "few-shot"
     assert "pre-training set, after" in result.table()
+
+
+def test_readout_posterior_gives_energy_spread_that_vanishes_on_exact_data(tiny_mace):
+    frames = emt_frames(8, seed=6)
+    exact = planted(tiny_mace, frames, shift_eV={"Al": 0.1, "Cu": 0.0}, scale=1.1)
+    spreads = []
+    for data in (frames, exact):
+        tuner = ft.FineTuner(model=tiny_mace, solver="closed-form", ridge=0.0, **QUIET).fit(data)
+        spreads.append(ft.readout_energy_std(tuner.model_, tuner.posterior_, frames))
+    assert (spreads[0] > 0).all() and np.isfinite(spreads[0]).all()
+    assert spreads[1].max() < 1e-6 * spreads[0].max()
