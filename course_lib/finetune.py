@@ -182,6 +182,7 @@ class FitOutcome:
     model: torch.nn.Module = field(repr=False)
     history: TrainingHistory | None
     e0s: dict[str, float]
+    e0_shift: dict[str, float]
     trainable: tuple[str, ...]
     posterior: ReadoutPosterior | None = None
 
@@ -620,43 +621,20 @@ def fine_tune(
         l2_pull=l2_pull,
         dtype=dtype,
     )
-    train_frames = list(train_frames)
-    if not train_frames:
-        raise ds.DatasetError("train_frames is empty; need labelled frames to fine-tune on")
-    ds.validate_frames(
-        train_frames, source="train_frames", require_pbc=False, require_stress=weights.stress > 0
+    train_frames, valid_frames = _checked_frames(
+        train_frames,
+        valid_frames,
+        split=solver == "gradient",
+        valid_fraction=valid_fraction,
+        seed=seed,
+        require_stress=weights.stress > 0,
     )
-    if valid_frames is None and solver == "gradient":
-        train_frames, valid_frames = split_validation(
-            train_frames, valid_fraction=valid_fraction, seed=seed
-        )
-    if valid_frames is not None:
-        valid_frames = list(valid_frames)
-        if not valid_frames:
-            raise ds.DatasetError("valid_frames is empty; pass None to split it off train_frames")
-        ds.validate_frames(
-            valid_frames,
-            source="valid_frames",
-            require_pbc=False,
-            require_stress=weights.stress > 0,
-        )
     if model is not None:
         check_elements(model, train_frames + (valid_frames or []), regime=regime)
-
-    target = torch.device(resolve_device(device))
-    if regime == "scratch":
-        spec = architecture
-        if spec is None and model is not None:
-            spec = mace_models.architecture_of(model)
-        fixed = dict(e0s) if isinstance(e0s, Mapping) else None
-        if e0s == "keep":
-            fixed = mace_models.model_e0s(model)
-        working = mace_models.build_mace(
-            train_frames, architecture=spec, e0s=fixed, seed=seed, dtype=dtype
-        )
-    else:
-        working = copy.deepcopy(model).to(mace_models.DTYPES[dtype])
-    working = working.to(target)
+    working = _starting_model(
+        model, train_frames, regime=regime, architecture=architecture, e0s=e0s, seed=seed,
+        dtype=dtype,
+    ).to(torch.device(resolve_device(device)))  # fmt: skip
 
     names = trainable_parameter_names(working, regime=regime, trainable=trainable)
     freeze_all_but(working, names)
@@ -696,12 +674,49 @@ def fine_tune(
     freeze_all_but(working, [])
     present = set(mace_models.frame_elements(train_frames))
     learned_e0s = {s: v for s, v in mace_models.model_e0s(working).items() if s in present}
+    shift = {}
+    if regime != "scratch":
+        start_e0s = mace_models.model_e0s(model)
+        shift = {s: v - start_e0s[s] for s, v in learned_e0s.items()}
     return FitOutcome(
         model=working.eval(),
         history=history,
         e0s=learned_e0s,
+        e0_shift=shift,
         trainable=tuple(names),
         posterior=posterior,
+    )
+
+
+def _checked_frames(train_frames, valid_frames, *, split, valid_fraction, seed, require_stress):
+    """Validated training and validation frames; validation split off training when not given."""
+    train_frames = list(train_frames)
+    if not train_frames:
+        raise ds.DatasetError("train_frames is empty; need labelled frames to fine-tune on")
+    checks = dict(require_pbc=False, require_stress=require_stress)
+    ds.validate_frames(train_frames, source="train_frames", **checks)
+    if valid_frames is None:
+        if not split:
+            return train_frames, None
+        return split_validation(train_frames, valid_fraction=valid_fraction, seed=seed)
+    valid_frames = list(valid_frames)
+    if not valid_frames:
+        raise ds.DatasetError("valid_frames is empty; pass None to split it off train_frames")
+    ds.validate_frames(valid_frames, source="valid_frames", **checks)
+    return train_frames, valid_frames
+
+
+def _starting_model(model, train_frames, *, regime, architecture, e0s, seed, dtype):
+    """A copy of the pre-trained model, or for scratch a fresh one of its (or a given) architecture."""
+    if regime != "scratch":
+        return copy.deepcopy(model).to(mace_models.DTYPES[dtype])
+    if architecture is None and model is not None:
+        architecture = mace_models.architecture_of(model)
+    fixed = dict(e0s) if isinstance(e0s, Mapping) else None
+    if e0s == "keep":
+        fixed = mace_models.model_e0s(model)
+    return mace_models.build_mace(
+        train_frames, architecture=architecture, e0s=fixed, seed=seed, dtype=dtype
     )
 
 
@@ -742,6 +757,8 @@ class FineTuner:
     Settings are stored as given; ``fit`` does the work and sets ``model_``
     (the trained ``torch.nn.Module``), ``history_`` (``TrainingHistory``, None
     for the closed form), ``e0s_`` (eV per element of the training data),
+    ``e0_shift_`` (``e0s_`` minus the pre-trained E0s: the per-element offset
+    between the two DFT setups, empty for scratch),
     ``trainable_`` (parameter names trained) and ``posterior_`` (closed form).
     ``model`` is a module, a registered name or a MACE file path.
     """
@@ -819,6 +836,7 @@ class FineTuner:
         self.model_ = outcome.model
         self.history_ = outcome.history
         self.e0s_ = outcome.e0s
+        self.e0_shift_ = outcome.e0_shift
         self.trainable_ = outcome.trainable
         self.posterior_ = outcome.posterior
         return self

@@ -78,6 +78,7 @@ def test_refit_e0s_recovers_a_planted_per_element_shift(tiny_mace):
     original = mm.model_e0s(tiny_mace)
     for symbol, delta in shift.items():
         assert tuner.e0s_[symbol] == pytest.approx(original[symbol] + delta, abs=1e-8)
+        assert tuner.e0_shift_[symbol] == pytest.approx(delta, abs=1e-8)
     assert tuner.evaluate(frames).energy_mae_meV_per_atom < 1e-5
 
 
@@ -147,7 +148,7 @@ def test_save_load_and_mace_calculator_give_identical_predictions(tiny_mace, tmp
 def test_scratch_is_seeded_and_keeps_the_foundation_architecture(tiny_mace):
     frames = emt_frames(6)
     runs = [
-        ft.FineTuner(regime="scratch", model=tiny_mace, max_epochs=2, seed=7, **QUIET).fit(frames)
+        ft.FineTuner(regime="scratch", model=tiny_mace, max_epochs=1, seed=7, **QUIET).fit(frames)
         for _ in range(2)
     ]
     first, second = (parameters(run.model_) for run in runs)
