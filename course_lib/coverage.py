@@ -481,8 +481,9 @@ def compare_coverage(
     """Flag where the target has substantial density and the reference (almost) none.
 
     A bin of a channel is *uncovered* when the reference puts at most
-    ``max_reference_fraction`` of that channel's counts in it. Adjacent
-    uncovered bins where the target has counts form a range; a range is
+    ``max_reference_fraction`` of that channel's counts in it. A run of
+    adjacent uncovered bins, trimmed to the bins where the target has counts,
+    forms a range (so a channel the reference lacks is one range); a range is
     *flagged* when it holds at least ``min_target_share`` of all the target's
     distances (for pairs) or angles (for triplets), so a channel with a
     handful of counts cannot raise a warning on its own. Elements of the
@@ -520,7 +521,11 @@ def compare_coverage(
             reference_fraction = reference.fractions(label)
             uncovered = reference_fraction <= max_reference_fraction
             uncovered_total += int(counts[uncovered].sum())
-            for a, b in _runs(uncovered & (counts > 0)):
+            for a, b in _runs(uncovered):
+                occupied = np.flatnonzero(counts[a:b])
+                if not len(occupied):
+                    continue
+                a, b = a + occupied[0], a + occupied[-1] + 1
                 share = counts[a:b].sum() / total
                 if share >= min_target_share:
                     flagged.append(
