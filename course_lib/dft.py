@@ -501,6 +501,10 @@ def assemble_dataset(
         "settings": settings.as_dict(),
         "settings_fingerprint": settings.fingerprint,
         "cpu_seconds": round(cpu_seconds, 1),
+        "cpu_seconds_note": (
+            "sum over frames of the wall-clock time of each one-core GPAW calculation "
+            "(an upper bound of the CPU time where the machine was shared)"
+        ),
         "info_keys": sorted({k for f in frames for k in f.info}),
     }
     path = write_dataset(dataset, frames, record)
