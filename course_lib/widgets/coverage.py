@@ -121,6 +121,11 @@ def _summary_html(report) -> str:
             "<b style='color:#d62728'>Elements absent from the reference: "
             f"{html.escape(', '.join(report.missing_elements))}</b>"
         )
+    if report.missing_channels:
+        parts.append(
+            "Channels the reference never shows: "
+            f"<b>{html.escape(', '.join(report.missing_channels))}</b>"
+        )
     parts.append(
         f"coverage score <b>{report.score:.3f}</b> (distances {report.distance_score:.3f}, "
         f"angles {report.angle_score:.3f}); flagged: ranges holding ≥ "
