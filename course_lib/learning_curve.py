@@ -1,0 +1,744 @@
+"""How much data is enough? Learning curves and the law MAE(N) = A·N^-α + B.
+
+The chapter's cost-accuracy curve: train one regime (few-shot, full, scratch;
+energy-only or energy+forces) on N structures of a fixed training pool, for
+growing N and several seeds, always scoring on the same held-out test set::
+
+    MAE(N) ≈ A · N^-α + B        [meV/Å for forces, meV/atom for energies]
+
+``A`` is a system-dependent prefactor, ``α`` the learning exponent (the
+chapter: 0.3-0.5 for force errors), ``B`` the irreducible floor. Zero-shot is
+the N = 0 reference line.
+
+* ``run_learning_curve``: the runner. Each (N, seed) run is persisted as
+  JSON under ``work_dir("learning-curves")`` keyed by model, regime, N,
+  seed, energy-only flag, settings and a hash of the train/test frames, so a
+  re-run reuses finished runs and an interrupted curve resumes.
+* ``fit_power_law``: weighted non-linear least squares with bounds
+  ``A > 0, α > 0, B ≥ 0`` (weights from the seed spread), uncertainties from
+  a bootstrap over seeds, and the N needed to reach a target MAE
+  (``PowerLawFit.n_for``), or a plain statement that the target lies below
+  the floor.
+
+Labels: a structure of n atoms gives 1 energy label, plus 3n force labels
+when forces are in the loss (the chapter's "forces multiply the labels").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+
+from course_lib import data as ds
+from course_lib.finetune import LossWeights, run_regime
+from course_lib.paths import work_dir
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SIZES = (10, 20, 50, 100, 200, 500)
+METRICS = {
+    "force": ("force_mae_meV_per_A", "meV/Å"),
+    "energy": ("energy_mae_meV_per_atom", "meV/atom"),
+}
+# Settings that change how a run is shown, not what it computes: left out of the cache key.
+_UNKEYED_SETTINGS = ("progress", "device")
+
+# The chapter's table "How much data is enough?": (structures, typical use-case).
+DATA_SIZE_GUIDE = (
+    (0, "zero-shot: screening, exploratory MD, rough relaxations"),
+    (50, "equilibrium geometry of a specific compound"),
+    (500, "reaction barriers, defect formation energies"),
+    (5000, "phase diagrams, finite-temperature thermodynamics"),
+    (50000, "approaching DFT quality on the target system"),
+)
+
+
+class LearningCurveInputError(ValueError):
+    """Sizes and errors given to the fit are unusable; the message says which and why."""
+
+
+# --------------------------------------------------------------------------- the law
+
+
+def power_law(n, a: float, alpha: float, b: float):
+    """``A · N^-α + B`` (same units as ``A`` and ``B``)."""
+    return a * np.asarray(n, dtype=float) ** (-alpha) + b
+
+
+def n_for_target(target: float, a: float, alpha: float, b: float) -> float:
+    """N with ``power_law(N) = target``: ``(A / (target - B))^(1/α)``; ``inf`` if target ≤ B."""
+    if target <= b:
+        return float("inf")
+    return float((a / (target - b)) ** (1.0 / alpha))
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """One training run of a learning curve: N structures, one seed, test errors.
+
+    Errors are on the fixed held-out test set: energy MAE in meV/atom, force
+    MAE in meV/Å. ``n_labels`` counts the scalar labels the run trained on.
+    """
+
+    n_train: int
+    seed: int
+    energy_mae_meV_per_atom: float
+    force_mae_meV_per_A: float
+    n_labels: int
+    fit_time_s: float
+    cached: bool = False
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class SizeSummary:
+    """Seed statistics at one N: mean, sample standard deviation and count of the runs."""
+
+    n_train: int
+    mean: float
+    std: float
+    n_seeds: int
+    n_labels: float
+
+
+@dataclass(frozen=True)
+class LearningCurve:
+    """All runs of one regime, with the zero-shot (N = 0) errors when a model was given.
+
+    ``model`` is the registry name or the model file's sha256; ``zero_shot``
+    maps ``"energy"``/``"force"`` to the starting model's test MAE (energies
+    aligned per element, as in ``course_lib.zero_shot``); ``wall_time_s`` is
+    the total training time of all runs, cached ones included.
+    """
+
+    model: str
+    regime: str
+    energy_only: bool
+    points: tuple[CurvePoint, ...]
+    n_test: int
+    zero_shot: dict[str, float] | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.regime}, {'energy only' if self.energy_only else 'energy + forces'}"
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return tuple(sorted({p.n_train for p in self.points}))
+
+    @property
+    def wall_time_s(self) -> float:
+        return float(sum(p.fit_time_s for p in self.points))
+
+    def values(self, metric: str = "force") -> tuple[np.ndarray, np.ndarray]:
+        """Per-run N and MAE (meV/Å for ``"force"``, meV/atom for ``"energy"``)."""
+        attribute = _metric_attribute(metric)
+        return (
+            np.array([p.n_train for p in self.points], dtype=float),
+            np.array([getattr(p, attribute) for p in self.points], dtype=float),
+        )
+
+    def summary(self, metric: str = "force") -> tuple[SizeSummary, ...]:
+        """Mean, standard deviation (ddof=1; 0 for one seed) and seed count per N."""
+        attribute = _metric_attribute(metric)
+        rows = []
+        for n in self.sizes:
+            runs = [p for p in self.points if p.n_train == n]
+            values = np.array([getattr(p, attribute) for p in runs])
+            rows.append(
+                SizeSummary(
+                    n_train=n,
+                    mean=float(values.mean()),
+                    std=float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+                    n_seeds=len(values),
+                    n_labels=float(np.mean([p.n_labels for p in runs])),
+                )
+            )
+        return tuple(rows)
+
+    def fit(self, metric: str = "force", **options) -> PowerLawFit:
+        """``fit_power_law`` on this curve's runs (options: ``n_bootstrap``, ``seed``)."""
+        sizes, maes = self.values(metric)
+        seeds = [p.seed for p in self.points]
+        return fit_power_law(sizes, maes, seeds=seeds, metric=metric, **options)
+
+    def as_dict(self) -> dict:
+        return {
+            "model": self.model,
+            "regime": self.regime,
+            "energy_only": self.energy_only,
+            "n_test": self.n_test,
+            "zero_shot": self.zero_shot,
+            "wall_time_s": round(self.wall_time_s, 2),
+            "points": [p.as_dict() for p in self.points],
+        }
+
+    def table(self) -> str:
+        lines = [
+            f"{self.label} ({self.model}), test set of {self.n_test} structures",
+            f"{'N':>6} {'seeds':>5} {'labels':>8} {'E MAE meV/at':>16} {'F MAE meV/Å':>16}",
+        ]
+        if self.zero_shot:
+            lines.append(
+                f"{0:>6} {'':>5} {0:>8} {self.zero_shot['energy']:>16.2f} "
+                f"{self.zero_shot['force']:>16.1f}  (zero-shot)"
+            )
+        for e, f in zip(self.summary("energy"), self.summary("force")):
+            lines.append(
+                f"{e.n_train:>6} {e.n_seeds:>5} {e.n_labels:>8.0f} "
+                f"{e.mean:>9.2f} ± {e.std:<5.2f} {f.mean:>9.1f} ± {f.std:<5.1f}"
+            )
+        lines.append(f"training time of all runs: {self.wall_time_s:.1f} s")
+        return "\n".join(lines)
+
+    __str__ = table
+
+
+@dataclass(frozen=True)
+class TargetEstimate:
+    """The N needed to reach a target MAE, from the best fit and its bootstrap.
+
+    ``n`` is ``inf`` when the target lies at or below the fitted floor B.
+    ``n_low``/``n_high`` are the 16th and 84th percentiles over bootstrap fits
+    (``inf`` where the target is below the floor in that many fits);
+    ``reachable_fraction`` is the share of bootstrap fits whose floor lies
+    below the target.
+    """
+
+    target: float
+    unit: str
+    n: float
+    n_low: float
+    n_high: float
+    reachable_fraction: float
+    floor: float
+
+    @property
+    def reachable(self) -> bool:
+        return bool(np.isfinite(self.n))
+
+    def message(self) -> str:
+        if not self.reachable:
+            return (
+                f"a target of {self.target:g} {self.unit} lies below the fitted floor "
+                f"B = {self.floor:.3g} {self.unit}: more data of this kind will not reach it "
+                "(a better model, or data of another kind, might)"
+            )
+        text = f"{self.target:g} {self.unit} needs N ≈ {_fmt_n(self.n)} structures"
+        if np.isnan(self.reachable_fraction):
+            return text + " (no bootstrap: one seed per size)"
+        return (
+            f"{text} (68% bootstrap range {_fmt_n(self.n_low)}-{_fmt_n(self.n_high)}; "
+            f"reachable in {100 * self.reachable_fraction:.0f}% of bootstrap fits)"
+        )
+
+    def as_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "reachable": self.reachable}
+
+    __str__ = message
+
+
+@dataclass(frozen=True)
+class PowerLawFit:
+    """``MAE(N) = A·N^-α + B`` fitted by weighted least squares, with bootstrap errors.
+
+    ``a``, ``b`` and their ``*_std`` are in ``unit`` (meV/Å or meV/atom);
+    ``alpha`` is dimensionless. Standard deviations come from refitting
+    ``n_bootstrap`` resamplings of the seeds within each N (``bootstrap``
+    holds those fits, rows ``(A, α, B)``); NaN when there was only one seed
+    per size. ``reduced_chi2`` is χ²/(sizes - 3) with σ the standard error of
+    each size's mean (NaN with no degrees of freedom); ``r2`` is the plain
+    coefficient of determination of the size means. ``sigma_from_seeds`` is
+    False when no size had two seeds and σ was taken as 10% of each mean.
+    """
+
+    metric: str
+    unit: str
+    a: float
+    alpha: float
+    b: float
+    a_std: float
+    alpha_std: float
+    b_std: float
+    reduced_chi2: float
+    r2: float
+    sizes: tuple[int, ...]
+    means: tuple[float, ...]
+    sigmas: tuple[float, ...]
+    sigma_from_seeds: bool
+    bootstrap: np.ndarray = field(repr=False)
+
+    def predict(self, n) -> np.ndarray:
+        """The fitted MAE at ``n`` structures (``unit``)."""
+        return power_law(n, self.a, self.alpha, self.b)
+
+    def n_for(self, target: float) -> TargetEstimate:
+        """Structures needed for ``target`` MAE (``unit``), with its bootstrap range."""
+        if not (np.isfinite(target) and target > 0):
+            raise LearningCurveInputError(f"target MAE must be positive and finite, got {target}")
+        draws = np.array([n_for_target(target, *row) for row in self.bootstrap])
+        reachable = np.isfinite(draws).mean() if len(draws) else float("nan")
+        low, high = _percentiles(draws, (0.16, 0.84))
+        return TargetEstimate(
+            target=float(target),
+            unit=self.unit,
+            n=n_for_target(target, self.a, self.alpha, self.b),
+            n_low=float(low),
+            n_high=float(high),
+            reachable_fraction=float(reachable),
+            floor=self.b,
+        )
+
+    def as_dict(self) -> dict:
+        out = {k: v for k, v in dataclasses.asdict(self).items() if k != "bootstrap"}
+        out["n_bootstrap"] = len(self.bootstrap)
+        return out
+
+    def table(self) -> str:
+        rows = [
+            ("A", f"{self.a:.4g} ± {self.a_std:.2g} {self.unit}"),
+            ("α", f"{self.alpha:.3f} ± {self.alpha_std:.3f}"),
+            ("B (floor)", f"{self.b:.4g} ± {self.b_std:.2g} {self.unit}"),
+            ("reduced χ²", f"{self.reduced_chi2:.2f}"),
+            ("R²", f"{self.r2:.4f}"),
+            ("sizes", ", ".join(str(n) for n in self.sizes)),
+            ("bootstrap fits", str(len(self.bootstrap))),
+        ]
+        width = max(len(name) for name, _ in rows)
+        head = f"{self.metric} MAE(N) = A·N^-α + B"
+        return "\n".join([head, *(f"{name:<{width}}  {value}" for name, value in rows)])
+
+    __str__ = table
+
+
+# --------------------------------------------------------------------------- the fit
+
+
+def fit_power_law(
+    sizes: Sequence[float],
+    maes: Sequence[float],
+    *,
+    seeds: Sequence[int] | None = None,
+    metric: str = "force",
+    n_bootstrap: int = 200,
+    seed: int = 0,
+) -> PowerLawFit:
+    """Fit ``A·N^-α + B`` to per-run errors (one entry per run: N and its MAE).
+
+    Runs at the same N are averaged; each mean is weighted by its standard
+    error ``std / sqrt(n_seeds)`` (sizes with one seed, or zero spread, get
+    the median relative error of the others). Bounds: ``A > 0``,
+    ``0 < α ≤ 5``, ``B ≥ 0``. The bootstrap resamples the runs within each N
+    with replacement and refits (``seed`` seeds it). ``seeds`` is only
+    checked for length; runs are told apart by position.
+    """
+    n, y = _checked_runs(sizes, maes, seeds)
+    unit = METRICS[metric][1] if metric in METRICS else ""
+    groups = [y[n == size] for size in np.unique(n)]
+    x = np.unique(n)
+    means, sigmas, from_seeds = _means_and_sigmas(groups)
+    params = _weighted_fit(x, means, sigmas)
+    residual = (power_law(x, *params) - means) / sigmas
+    dof = len(x) - 3
+    reduced_chi2 = float(residual @ residual / dof) if dof > 0 else float("nan")
+    total = ((means - means.mean()) ** 2).sum()
+    r2 = float(1 - ((power_law(x, *params) - means) ** 2).sum() / total) if total > 0 else 1.0
+
+    rng = np.random.default_rng(seed)
+    resampled = []
+    if any(len(g) > 1 for g in groups):
+        for _ in range(n_bootstrap):
+            draw = [rng.choice(g, size=len(g), replace=True) for g in groups]
+            m, s, _ = _means_and_sigmas(draw, fallback=sigmas / means)
+            resampled.append(_weighted_fit(x, m, s))
+    bootstrap = np.array(resampled).reshape(-1, 3)
+    stds = bootstrap.std(axis=0, ddof=1) if len(bootstrap) > 1 else np.full(3, np.nan)
+    return PowerLawFit(
+        metric=metric,
+        unit=unit,
+        a=float(params[0]),
+        alpha=float(params[1]),
+        b=float(params[2]),
+        a_std=float(stds[0]),
+        alpha_std=float(stds[1]),
+        b_std=float(stds[2]),
+        reduced_chi2=reduced_chi2,
+        r2=r2,
+        sizes=tuple(int(v) for v in x),
+        means=tuple(float(v) for v in means),
+        sigmas=tuple(float(v) for v in sigmas),
+        sigma_from_seeds=from_seeds,
+        bootstrap=bootstrap,
+    )
+
+
+def _checked_runs(sizes, maes, seeds) -> tuple[np.ndarray, np.ndarray]:
+    """Validated per-run sizes and MAEs as float arrays."""
+    n = np.asarray(sizes, dtype=float).ravel()
+    y = np.asarray(maes, dtype=float).ravel()
+    if len(n) != len(y):
+        raise LearningCurveInputError(
+            f"sizes and maes must have one entry per run; got {len(n)} sizes and {len(y)} maes"
+        )
+    if seeds is not None and len(seeds) != len(n):
+        raise LearningCurveInputError(f"got {len(seeds)} seeds for {len(n)} runs")
+    if not (np.isfinite(n).all() and np.isfinite(y).all()):
+        raise LearningCurveInputError("sizes and maes must be finite; found NaN or inf")
+    if (n <= 0).any():
+        raise LearningCurveInputError(
+            f"sizes must be positive numbers of structures, got {sorted(set(n[n <= 0]))}; "
+            "zero-shot (N = 0) is a reference line, not a point of the fit"
+        )
+    if (y <= 0).any():
+        raise LearningCurveInputError(
+            f"maes must be positive, got {sorted(set(y[y <= 0]))} "
+            "(an MAE of exactly zero means the test set was in the training set)"
+        )
+    distinct = len(np.unique(n))
+    if distinct < 3:
+        raise LearningCurveInputError(
+            f"A·N^-α + B has 3 parameters; need at least 3 distinct sizes, got {distinct}"
+        )
+    return n, y
+
+
+def _means_and_sigmas(groups, *, fallback=None) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Mean of each group and the standard error of that mean, with a fallback where unknown.
+
+    ``fallback``: relative errors to use where a group cannot give one
+    (bootstrap draws of identical runs); else the median relative error of
+    the groups that have one, else 10%.
+    """
+    means = np.array([g.mean() for g in groups])
+    sigmas = np.array([g.std(ddof=1) / np.sqrt(len(g)) if len(g) > 1 else 0.0 for g in groups])
+    known = sigmas > 1e-12 * means
+    if fallback is not None:
+        relative = np.asarray(fallback)
+    elif known.any():
+        relative = np.full(len(means), np.median(sigmas[known] / means[known]))
+    else:
+        relative = np.full(len(means), 0.1)
+    sigmas = np.where(known, sigmas, relative * means)
+    return means, sigmas, bool(known.any())
+
+
+def _weighted_fit(x, y, sigma) -> np.ndarray:
+    """Bounded weighted least squares of ``power_law(x) - y``, as ``(A, α, B)``.
+
+    For a fixed α the model is linear in A and B, so the bounded 2-parameter
+    problem is solved exactly (``_linear_part``) and only α is searched: on a
+    log grid over (0, 5], then refined by a bounded scalar minimisation
+    around the best grid point. This finds the global minimum in α, which a
+    local solver started from one guess may miss.
+    """
+    from scipy.optimize import minimize_scalar
+
+    w2 = 1.0 / np.asarray(sigma, dtype=float) ** 2
+    grid = np.geomspace(1e-3, 5.0, 241)
+    costs = _linear_part(grid, x, y, w2)[0]
+    i = int(np.argmin(costs))
+    best = minimize_scalar(
+        lambda alpha: _linear_part(np.array([alpha]), x, y, w2)[0][0],
+        bounds=(grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]),
+        method="bounded",
+        options={"xatol": 1e-7},
+    )
+    alpha = np.array([best.x if best.fun <= costs[i] else grid[i]])
+    _, a, b = _linear_part(alpha, x, y, w2)
+    return np.array([max(a[0], 1e-12), alpha[0], b[0]])
+
+
+def _linear_part(alphas, x, y, w2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted χ², A and B minimising χ² at each fixed α, with A ≥ 0 and B ≥ 0.
+
+    Candidates: the unconstrained 2x2 normal-equation solution, B = 0 (A
+    alone), A = 0 (B alone, a flat line); the best feasible one per α.
+    """
+    basis = x[None, :] ** (-alphas[:, None])  # (alphas, sizes)
+    sbb, sb1, s11 = (w2 * basis * basis).sum(1), (w2 * basis).sum(1), w2.sum()
+    sby, s1y = (w2 * basis * y).sum(1), (w2 * y).sum()
+    det = sbb * s11 - sb1 * sb1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        free = ((sby * s11 - s1y * sb1) / det, (sbb * s1y - sb1 * sby) / det)
+    candidates = [
+        free,
+        (np.maximum(sby / sbb, 0.0), np.zeros_like(sbb)),
+        (np.zeros_like(sbb), np.full_like(sbb, max(s1y / s11, 0.0))),
+    ]
+    best = np.full(len(alphas), np.inf), np.zeros(len(alphas)), np.zeros(len(alphas))
+    for a, b in candidates:
+        residual = a[:, None] * basis + b[:, None] - y
+        cost = (w2 * residual * residual).sum(1)
+        cost = np.where((a >= 0) & (b >= 0) & np.isfinite(cost), cost, np.inf)
+        better = cost < best[0]
+        best = tuple(np.where(better, new, old) for new, old in zip((cost, a, b), best))
+    return best
+
+
+def _percentiles(values: np.ndarray, quantiles) -> tuple[float, ...]:
+    """Nearest-rank quantiles (they may be ``inf``); NaN for no values."""
+    ordered = np.sort(values)
+    if not len(ordered):
+        return tuple(float("nan") for _ in quantiles)
+    return tuple(float(ordered[round(q * (len(ordered) - 1))]) for q in quantiles)
+
+
+def _metric_attribute(metric: str) -> str:
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {list(METRICS)}, got {metric!r}")
+    return METRICS[metric][0]
+
+
+def _fmt_n(n: float) -> str:
+    return "∞" if not np.isfinite(n) else f"{n:,.0f}"
+
+
+# --------------------------------------------------------------------------- cache keys
+
+
+def model_key(model) -> str:
+    """What identifies a starting model: registry name, file sha256, or parameter hash.
+
+    ``None`` (scratch with the default architecture) is ``"none"``.
+    """
+    if model is None:
+        return "none"
+    if isinstance(model, (str, os.PathLike)):
+        from course_lib.models import REGISTRY, resolve_model_name
+
+        name = resolve_model_name(model)
+        if name in REGISTRY:
+            return name
+        return "sha256:" + ds.sha256_of(name)
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return "params-sha256:" + digest.hexdigest()
+
+
+def frames_hash(frames: Sequence[Atoms]) -> str:
+    """sha256 over the geometry and labels of ``frames``, in order."""
+    digest = hashlib.sha256()
+    for atoms in frames:
+        for array in (
+            atoms.numbers,
+            atoms.positions,
+            np.asarray(atoms.cell),
+            atoms.pbc,
+            np.atleast_1d(float(atoms.info[ds.ENERGY_KEY])),
+            atoms.arrays[ds.FORCES_KEY],
+        ):
+            digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def run_key(
+    *, model: str, regime: str, n_train: int, seed: int, energy_only: bool, settings, train, test
+) -> dict:
+    """The JSON-able identity of one run: same key, same numbers."""
+    return {
+        "model": model,
+        "regime": regime,
+        "n_train": int(n_train),
+        "seed": int(seed),
+        "energy_only": bool(energy_only),
+        "settings": _jsonable({k: v for k, v in settings.items() if k not in _UNKEYED_SETTINGS}),
+        "train_sha256": frames_hash(train),
+        "test_sha256": frames_hash(test),
+    }
+
+
+def run_path(key: dict, folder: Path) -> Path:
+    """``folder/<regime>-n<N>-s<seed>-<E|EF>-<digest>.json`` for a run key."""
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+    kind = "E" if key["energy_only"] else "EF"
+    return folder / f"{key['regime']}-n{key['n_train']}-s{key['seed']}-{kind}-{digest}.json"
+
+
+def _jsonable(value):
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {"type": type(value).__name__, **_jsonable(dataclasses.asdict(value))}
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in sorted(value.items())}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    raise TypeError(
+        f"setting value {value!r} ({type(value).__name__}) cannot be part of a cache key; "
+        "pass plain numbers, strings, dicts or a MaceArchitecture"
+    )
+
+
+def _read_run(path: Path, key: dict) -> CurvePoint | None:
+    """The stored run at ``path`` if it exists, is readable and has exactly this key."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if record.get("key") != key:
+        return None
+    return CurvePoint(**record["point"], cached=True)
+
+
+def _write_run(path: Path, key: dict, point: CurvePoint, test_metrics: dict) -> None:
+    point_fields = {k: v for k, v in point.as_dict().items() if k != "cached"}
+    record = {"key": key, "point": point_fields, "test": test_metrics, "written": time.time()}
+    ds.atomic_write_text(path, json.dumps(record, indent=2, default=float) + "\n")
+
+
+# --------------------------------------------------------------------------- the runner
+
+
+def curve_sizes(sizes: Sequence[int], pool_size: int) -> tuple[int, ...]:
+    """Sizes that fit the pool; those above it are replaced (once) by the whole pool."""
+    sizes = sorted({int(n) for n in sizes})
+    if not sizes or sizes[0] < 1:
+        raise LearningCurveInputError(f"sizes must be positive integers, got {sizes}")
+    kept = [n for n in sizes if n <= pool_size]
+    if len(kept) < len(sizes):
+        logger.info(
+            "training pool has %d structures: sizes %s capped",
+            pool_size,
+            [n for n in sizes if n > pool_size],
+        )
+        kept.append(pool_size)
+    return tuple(sorted(set(kept)))
+
+
+def run_learning_curve(
+    model,
+    train_pool: Sequence[Atoms],
+    test_frames: Sequence[Atoms],
+    *,
+    regime: str,
+    sizes: Sequence[int] = DEFAULT_SIZES,
+    seeds: int | Sequence[int] = 3,
+    energy_only: bool = False,
+    zero_shot: bool = True,
+    cache: bool = True,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+    **settings,
+) -> LearningCurve:
+    """Train ``regime`` on ``subset(train_pool, N, seed)`` for each N and seed; test on ``test_frames``.
+
+    ``model`` is a registered name, a MACE file, a loaded module, or None
+    (scratch only). ``settings`` are ``FineTuner`` keywords (``max_epochs``,
+    ``solver``, ``architecture``, ...); ``energy_only=True`` sets
+    ``forces_weight=0``. ``seeds`` is a count (0, 1, ...) or explicit seeds;
+    one seed draws nested subsets as N grows. Each run is stored under
+    ``cache_dir`` (default ``work_dir("learning-curves")``) as soon as it
+    finishes; with ``cache=True`` stored runs with the same key are read
+    instead of retrained. ``zero_shot`` adds the starting model's test errors
+    (few-shot and full only).
+    """
+    from tqdm.auto import tqdm
+
+    if "forces_weight" in settings:
+        raise ValueError("set energy_only=True instead of forces_weight (it is part of the key)")
+    train_pool, test_frames = list(train_pool), list(test_frames)
+    ds.validate_frames(train_pool, source="train_pool", require_pbc=False)
+    ds.validate_frames(test_frames, source="test_frames", require_pbc=False)
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+    if not seed_list:
+        raise ValueError("need at least one seed")
+    plan = [(n, s) for n in curve_sizes(sizes, len(train_pool)) for s in seed_list]
+    folder = Path(cache_dir) if cache_dir is not None else work_dir("learning-curves")
+    key_of_model = model_key(model)
+    run_settings = {**settings, "forces_weight": 0.0 if energy_only else LossWeights().forces}
+    loaded = _LazyModel(model, dtype=settings.get("dtype", "float64"))
+
+    points = []
+    bar = tqdm(plan, desc=f"{regime} learning curve", disable=not progress)
+    for n, seed in bar:
+        train = ds.subset(train_pool, n, seed=seed)
+        key = run_key(
+            model=key_of_model,
+            regime=regime,
+            n_train=n,
+            seed=seed,
+            energy_only=energy_only,
+            settings=settings,
+            train=train,
+            test=test_frames,
+        )
+        path = run_path(key, folder)
+        point = _read_run(path, key) if cache else None
+        if point is None:
+            result = run_regime(
+                loaded.get(),
+                train,
+                test_frames,
+                regime=regime,
+                seed=seed,
+                progress=False,
+                **run_settings,
+            )
+            point = CurvePoint(
+                n_train=n,
+                seed=seed,
+                energy_mae_meV_per_atom=result.test.energy_mae_meV_per_atom,
+                force_mae_meV_per_A=result.test.force_mae_meV_per_A,
+                n_labels=result.n_labels,
+                fit_time_s=result.fit_time_s,
+            )
+            _write_run(path, key, point, result.test.as_dict())
+        points.append(point)
+        bar.set_postfix(N=n, seed=seed, F=f"{point.force_mae_meV_per_A:.0f} meV/Å")
+    bar.close()
+    reference = None
+    if zero_shot and model is not None and regime != "scratch":
+        reference = zero_shot_errors(loaded.get(), test_frames)
+    return LearningCurve(
+        model=key_of_model,
+        regime=regime,
+        energy_only=energy_only,
+        points=tuple(points),
+        n_test=len(test_frames),
+        zero_shot=reference,
+    )
+
+
+def zero_shot_errors(model, test_frames: Sequence[Atoms]) -> dict[str, float]:
+    """The N = 0 line: the starting model's test MAE, energies aligned per element.
+
+    Returns ``{"energy": meV/atom, "force": meV/Å}``.
+    """
+    from course_lib.zero_shot import evaluate
+
+    aligned = evaluate(model, test_frames, dataset="test_frames").aligned
+    return {"energy": aligned.energy_mae_meV_per_atom, "force": aligned.force_mae_meV_per_A}
+
+
+class _LazyModel:
+    """Loads the starting model on first use only, so a fully cached curve loads nothing."""
+
+    def __init__(self, model, *, dtype: str):
+        self.model = model
+        self.dtype = dtype
+
+    def get(self):
+        if self.model is None or not isinstance(self.model, (str, os.PathLike)):
+            return self.model
+        if not hasattr(self, "module_"):
+            from course_lib.finetune import load_model
+
+            self.module_ = load_model(self.model, dtype=self.dtype)
+        return self.module_

@@ -1,0 +1,220 @@
+"""Learning curves: the fit of MAE(N) = A·N^-α + B, the cached runner, plots and the widget.
+
+Numbers checked: planted A, α, B are recovered from noisy synthetic curves
+within stated tolerances; a target below the floor is reported unreachable;
+the cache gives back identical numbers without training; the runner trains
+a tiny scratch MACE on EMT-labelled cells (a test oracle, not DFT) and
+counts 1 + 3 n_atoms labels per structure.
+"""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from conftest import emt_frames
+
+from course_lib import data as ds
+from course_lib import learning_curve as lc
+from course_lib.mace_models import MaceArchitecture
+
+torch.set_num_threads(1)
+
+TINY = MaceArchitecture(
+    r_max=4.0, num_bessel=6, max_ell=1, hidden_irreps="8x0e", mlp_irreps="8x0e",
+    correlation=2, radial_mlp=(16, 16),
+)  # fmt: skip
+PLANTED = dict(a=300.0, alpha=0.4, b=20.0)  # meV/Å, a typical force curve
+SIZES = np.repeat([10, 20, 50, 100, 200, 500], 5)  # 6 sizes x 5 seeds
+
+
+def noisy_curve(seed: int, relative_noise: float = 0.03):
+    rng = np.random.default_rng(seed)
+    clean = lc.power_law(SIZES, **PLANTED)
+    return clean * (1 + relative_noise * rng.standard_normal(len(SIZES)))
+
+
+# --------------------------------------------------------------------------- the fit
+
+
+def test_fit_is_exact_on_noise_free_data():
+    fit = lc.fit_power_law(SIZES, lc.power_law(SIZES, **PLANTED), n_bootstrap=0)
+    assert (fit.a, fit.alpha, fit.b) == pytest.approx(tuple(PLANTED.values()), rel=1e-5)
+    assert fit.r2 == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("noise_seed", [0, 1, 2])
+def test_fit_recovers_planted_parameters_from_noisy_data(noise_seed):
+    """Tolerance (3% noise per run, 5 seeds): α within 0.05, A within 15%, B within 4 meV/Å,
+    and each within 3 bootstrap standard deviations of the planted value."""
+    fit = lc.fit_power_law(SIZES, noisy_curve(noise_seed), n_bootstrap=100, seed=noise_seed)
+    assert fit.alpha == pytest.approx(PLANTED["alpha"], abs=0.05)
+    assert fit.a == pytest.approx(PLANTED["a"], rel=0.15)
+    assert fit.b == pytest.approx(PLANTED["b"], abs=4.0)
+    for name, std in (("a", fit.a_std), ("alpha", fit.alpha_std), ("b", fit.b_std)):
+        assert 0 < std and abs(getattr(fit, name) - PLANTED[name]) < 3 * std, name
+    assert fit.sigma_from_seeds and fit.bootstrap.shape == (100, 3)
+    assert 0.05 < fit.reduced_chi2 < 5  # the weights are the noise actually put in
+    assert "α" in fit.table() and fit.as_dict()["n_bootstrap"] == 100
+
+
+def test_fit_respects_bounds_when_the_errors_do_not_fall():
+    sizes, maes = [10, 20, 50, 100], [30.0, 31.0, 30.5, 30.2]
+    fit = lc.fit_power_law(sizes, maes, n_bootstrap=0)
+    assert fit.a > 0 and fit.alpha > 0 and fit.b >= 0
+    assert fit.predict(1e6) == pytest.approx(np.mean(maes), rel=0.05)
+
+
+@pytest.mark.parametrize(
+    ("sizes", "maes", "match"),
+    [
+        ([10, 20, 10, 20], [5, 4, 5, 4], "at least 3 distinct sizes, got 2"),
+        ([10, 20, 50], [5, -4, 3], "maes must be positive"),
+        ([10, 20, 50], [5, 0, 3], "maes must be positive"),
+        ([10, 20, 50], [5, 4], "got 3 sizes and 2 maes"),
+        ([10, 20, 50], [5, np.nan, 3], "NaN"),
+        ([0, 20, 50, 100], [9, 5, 4, 3], "zero-shot"),
+    ],
+)
+def test_fit_rejects_bad_input_with_a_clear_error(sizes, maes, match):
+    with pytest.raises(lc.LearningCurveInputError, match=match):
+        lc.fit_power_law(sizes, maes)
+
+
+def test_target_below_the_floor_is_unreachable_and_above_it_has_a_range():
+    fit = lc.fit_power_law(SIZES, noisy_curve(0), n_bootstrap=100)
+    below = fit.n_for(0.5 * fit.b)
+    assert not below.reachable and below.n == np.inf
+    assert "below the fitted floor" in below.message()
+    above = fit.n_for(40.0)
+    expected = (fit.a / (40.0 - fit.b)) ** (1 / fit.alpha)
+    assert above.reachable and above.n == pytest.approx(expected)
+    assert above.n_low <= above.n <= above.n_high
+    assert above.reachable_fraction == pytest.approx(1.0)
+    with pytest.raises(lc.LearningCurveInputError, match="target"):
+        fit.n_for(-1.0)
+
+
+# --------------------------------------------------------------------------- the runner
+
+
+class StubTrainer:
+    """Stands in for ``run_regime``: counts calls, returns a planted curve, may fail."""
+
+    def __init__(self, fail_on_call: int | None = None):
+        self.calls = []
+        self.fail_on_call = fail_on_call
+
+    def __call__(self, model, train, test, *, regime, seed, forces_weight, **settings):
+        self.calls.append((len(train), seed, forces_weight))
+        if self.fail_on_call == len(self.calls):
+            raise KeyboardInterrupt("interrupted")
+        mae = float(lc.power_law(len(train), 100.0, 0.5, 5.0)) + 0.1 * seed
+        test_metrics = SimpleNamespace(
+            energy_mae_meV_per_atom=mae / 10,
+            force_mae_meV_per_A=mae,
+            as_dict=lambda: {"force_mae_meV_per_A": mae},
+        )
+        labels = ds.n_labels(train, with_forces=forces_weight > 0)
+        return SimpleNamespace(test=test_metrics, n_labels=labels, fit_time_s=0.5)
+
+
+@pytest.fixture
+def pool_and_test():
+    return emt_frames(12, seed=3), emt_frames(3, seed=4)
+
+
+def test_cache_returns_identical_numbers_without_retraining(pool_and_test, monkeypatch):
+    pool, test = pool_and_test
+    stub = StubTrainer()
+    monkeypatch.setattr(lc, "run_regime", stub)
+    options = dict(regime="scratch", sizes=(3, 5, 8), seeds=2, progress=False, max_epochs=1)
+    first = lc.run_learning_curve(None, pool, test, **options)
+    assert len(stub.calls) == 6 and not any(p.cached for p in first.points)
+    second = lc.run_learning_curve(None, pool, test, **options)
+    assert len(stub.calls) == 6  # nothing retrained
+    assert all(p.cached for p in second.points)
+    strip = [(p.n_train, p.seed, p.force_mae_meV_per_A, p.n_labels) for p in first.points]
+    assert strip == [(p.n_train, p.seed, p.force_mae_meV_per_A, p.n_labels) for p in second.points]
+    assert first.fit().alpha == second.fit().alpha
+    # another key trains again: energy-only, other settings, other test frames
+    lc.run_learning_curve(None, pool, test, **{**options, "energy_only": True})
+    assert len(stub.calls) == 12 and stub.calls[-1][2] == 0.0
+    lc.run_learning_curve(None, pool, test, **{**options, "max_epochs": 2})
+    assert len(stub.calls) == 18
+    lc.run_learning_curve(None, pool, test[:2], **options)
+    assert len(stub.calls) == 24
+
+
+def test_an_interrupted_curve_resumes_where_it_stopped(pool_and_test, monkeypatch, tmp_path):
+    pool, test = pool_and_test
+    options = dict(
+        regime="scratch", sizes=(3, 5, 8), seeds=1, progress=False, cache_dir=tmp_path / "lc"
+    )
+    monkeypatch.setattr(lc, "run_regime", StubTrainer(fail_on_call=3))
+    with pytest.raises(KeyboardInterrupt):
+        lc.run_learning_curve(None, pool, test, **options)
+    stored = sorted(p.name for p in (tmp_path / "lc").glob("*.json"))
+    assert len(stored) == 2 and not list((tmp_path / "lc").glob(".*.tmp"))
+    (tmp_path / "lc" / stored[0]).write_text("{ half a file")  # unreadable: retrained
+    resumed = StubTrainer()
+    monkeypatch.setattr(lc, "run_regime", resumed)
+    curve = lc.run_learning_curve(None, pool, test, **options)
+    assert sorted(call[0] for call in resumed.calls) == [3, 8]
+    assert [p.n_train for p in curve.points] == [3, 5, 8]
+
+
+def test_sizes_are_capped_by_the_pool():
+    assert lc.curve_sizes((10, 20, 50, 100), 60) == (10, 20, 50, 60)
+    assert lc.curve_sizes((10, 20), 100) == (10, 20)
+    with pytest.raises(lc.LearningCurveInputError):
+        lc.curve_sizes((0, 5), 10)
+
+
+def test_runner_trains_a_tiny_scratch_model_end_to_end(pool_and_test, tmp_path):
+    pool, test = pool_and_test
+    options = dict(
+        regime="scratch",
+        sizes=(3, 4, 6),
+        seeds=1,
+        architecture=TINY,
+        max_epochs=1,
+        batch_size=4,
+        progress=False,
+        cache_dir=tmp_path / "lc",
+    )
+    curve = lc.run_learning_curve(None, pool, test, **options)
+    assert curve.sizes == (3, 4, 6) and curve.model == "none" and curve.zero_shot is None
+    for point in curve.points:
+        train = ds.subset(pool, point.n_train, seed=point.seed)
+        assert point.n_labels == len(train) + 3 * sum(len(a) for a in train)
+        assert point.force_mae_meV_per_A > 0 and np.isfinite(point.energy_mae_meV_per_atom)
+        assert point.fit_time_s > 0
+    records = [json.loads(p.read_text()) for p in sorted((tmp_path / "lc").glob("*.json"))]
+    assert len(records) == 3
+    assert records[0]["key"]["settings"]["architecture"]["hidden_irreps"] == "8x0e"
+    options["sizes"] = (4,)
+    energy_only = lc.run_learning_curve(None, pool, test, energy_only=True, **options)
+    assert [p.n_labels for p in energy_only.points] == [4]  # one label per structure
+    assert "energy only" in energy_only.table()
+
+
+def test_few_shot_curve_has_the_zero_shot_line(pool_and_test, tiny_mace, tmp_path):
+    pool, test = pool_and_test
+    curve = lc.run_learning_curve(
+        tiny_mace, pool, test, regime="few-shot", solver="closed-form", sizes=(2, 4, 6),
+        seeds=1, progress=False, cache_dir=tmp_path,
+    )  # fmt: skip
+    assert curve.model.startswith("params-sha256:")
+    assert set(curve.zero_shot) == {"energy", "force"}
+    # the readout fit on 6 structures beats the random starting model
+    assert curve.points[-1].force_mae_meV_per_A < curve.zero_shot["force"]
+    assert "zero-shot" in curve.table()
+
+
+def test_model_file_is_keyed_by_its_sha256(tiny_mace_file):
+    assert lc.model_key(tiny_mace_file) == "sha256:" + ds.sha256_of(tiny_mace_file)
+    assert lc.model_key(None) == "none"
