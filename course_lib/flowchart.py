@@ -1,0 +1,543 @@
+"""The chapter's decision flowchart: zero-shot or fine-tune, decided by numbers fixed in advance.
+
+The graph (node ids as in the chapter's mermaid source)::
+
+    Start -> Check -> Q1 (force MAE < 100 meV/Å?)
+    Q1 yes -> Q2 (energies on convex hull?)      Q1 no -> FT1 (few-shot, 100-500 structures)
+    Q2 yes -> Use (zero-shot for production)     Q2 no -> FT2 (few-shot with energy weight)
+    FT1, FT2 -> Recheck -> Q3 (< 20 meV/atom and < 50 meV/Å on the held-out test set?)
+    Q3 yes -> Use                                Q3 no -> Full (full fine-tune or scratch)
+
+* ``Thresholds``: the chapter's three numbers, editable (``replace``), and
+  ``lock()``-ed before any data are evaluated. The lock records a sha256 of
+  the values and the time; a copy edited after the lock keeps the old
+  fingerprint, so ``decide`` flags "changed after lock": the chapter's
+  statistical hygiene (fix the threshold before looking at the data).
+* ``decide(measurements, thresholds)``: a pure function of the measured
+  numbers returning the path through the graph, each decision annotated
+  with its number and threshold, and the recommendation. Missing numbers
+  stop the path where they are needed (``complete=False``).
+* ``run_protocol(model, frames, phases=...)``: the whole protocol on a
+  dataset: zero-shot parity on ~20 held-out snapshots, the hull check, the
+  fine-tune the graph asks for (``finetune.run_regime``, or an injected
+  ``train``), and the re-check on the held-out test set.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+
+from ase import Atoms
+
+logger = logging.getLogger(__name__)
+
+# --------------------------------------------------------------------------- the graph
+
+NODES: dict[str, tuple[str, str]] = {  # id: (kind, label as in the chapter)
+    "Start": ("decision", "Run zero-shot MD on representative configuration"),
+    "Check": ("step", "Compute MLIP-DFT parity on ~20 snapshots"),
+    "Q1": ("decision", "Force MAE < {zero_shot_force_mae_meV_per_A:g} meV/Å?"),
+    "Q2": ("decision", "Energies on convex hull?"),
+    "FT1": ("step", "Few-shot fine-tune on 100-500 DFT configurations"),
+    "FT2": ("step", "Few-shot fine-tune with energy weight"),
+    "Recheck": ("step", "Re-evaluate parity on held-out test set"),
+    "Q3": (
+        "decision",
+        "Errors now < {tuned_energy_mae_meV_per_atom:g} meV/atom "
+        "and < {tuned_force_mae_meV_per_A:g} meV/Å?",
+    ),
+    "Use": ("outcome", "Use zero-shot for production"),
+    "Full": ("outcome", "Full fine-tune or train from scratch (Chapter 9)"),
+}
+EDGES: tuple[tuple[str, str, str], ...] = (  # (from, to, label)
+    ("Start", "Check", ""),
+    ("Check", "Q1", ""),
+    ("Q1", "Q2", "yes"),
+    ("Q1", "FT1", "no"),
+    ("Q2", "Use", "yes"),
+    ("Q2", "FT2", "no"),
+    ("FT1", "Recheck", ""),
+    ("FT2", "Recheck", ""),
+    ("Recheck", "Q3", ""),
+    ("Q3", "Use", "yes"),
+    ("Q3", "Full", "no"),
+)
+RECOMMENDATIONS = {
+    "zero-shot": "Use zero-shot for production",
+    "few-shot": "Few-shot fine-tune on 100-500 DFT configurations",
+    "few-shot-energy-weight": "Few-shot fine-tune with energy weight",
+    "full-or-scratch": "Full fine-tune or train from scratch (Chapter 9)",
+}
+# What each fine-tuning node of the graph trains (``FineTuner`` keywords).
+FINE_TUNE_SETTINGS = {
+    "FT1": {"energy_weight": 1.0, "forces_weight": 100.0},
+    "FT2": {"energy_weight": 100.0, "forces_weight": 100.0},
+}
+
+
+def node_label(node: str, thresholds: Thresholds | None = None) -> str:
+    """The chapter's label of ``node``, with the thresholds in force filled in."""
+    return NODES[node][1].format(**asdict(thresholds or Thresholds()))
+
+
+# --------------------------------------------------------------------------- thresholds
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The flowchart's thresholds (chapter defaults); ``replace`` to edit, ``lock`` before use.
+
+    ``locked_fingerprint`` and ``locked_at`` are set by ``lock()`` and carried
+    by ``dataclasses.replace``, so a copy edited after the lock no longer
+    matches its fingerprint (``changed_after_lock``).
+    """
+
+    zero_shot_force_mae_meV_per_A: float = 100.0
+    tuned_energy_mae_meV_per_atom: float = 20.0
+    tuned_force_mae_meV_per_A: float = 50.0
+    locked_fingerprint: str | None = field(default=None, compare=False)
+    locked_at: str | None = field(default=None, compare=False)  # ISO 8601, UTC
+
+    def __post_init__(self):
+        for name in self.value_names():
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"threshold {name} must be a positive number, got {value!r}")
+
+    @staticmethod
+    def value_names() -> tuple[str, ...]:
+        return tuple(f.name for f in fields(Thresholds) if not f.name.startswith("locked_"))
+
+    @classmethod
+    def from_config(cls, config=None) -> Thresholds:
+        """The ``[thresholds]`` table of course.toml (unknown keys are an error)."""
+        from course_lib.config import load_config
+
+        values = dict((config or load_config()).thresholds)
+        unknown = sorted(set(values) - set(cls.value_names()))
+        if unknown:
+            raise ValueError(f"unknown thresholds in course.toml: {unknown}")
+        return cls(**{k: float(v) for k, v in values.items()})
+
+    def values(self) -> dict[str, float]:
+        return {name: float(getattr(self, name)) for name in self.value_names()}
+
+    def fingerprint(self) -> str:
+        """sha256 of the threshold values (not of the lock record)."""
+        text = json.dumps(self.values(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def lock(self, *, now: datetime.datetime | None = None) -> Thresholds:
+        """A copy recording the current values' fingerprint and the time (UTC)."""
+        now = now or datetime.datetime.now(datetime.UTC)
+        return replace(self, locked_fingerprint=self.fingerprint(), locked_at=now.isoformat())
+
+    @property
+    def locked(self) -> bool:
+        return self.locked_fingerprint is not None
+
+    @property
+    def changed_after_lock(self) -> bool:
+        return self.locked and self.fingerprint() != self.locked_fingerprint
+
+    @property
+    def lock_state(self) -> str:
+        """``"locked"``, ``"changed after lock"`` or ``"not locked"``."""
+        if not self.locked:
+            return "not locked"
+        return "changed after lock" if self.changed_after_lock else "locked"
+
+    def as_dict(self) -> dict:
+        return {
+            **self.values(),
+            "fingerprint": self.fingerprint(),
+            "locked_fingerprint": self.locked_fingerprint,
+            "locked_at": self.locked_at,
+            "lock_state": self.lock_state,
+        }
+
+    def table(self) -> str:
+        lines = [
+            f"zero-shot force MAE  < {self.zero_shot_force_mae_meV_per_A:g} meV/Å",
+            f"tuned energy MAE     < {self.tuned_energy_mae_meV_per_atom:g} meV/atom",
+            f"tuned force MAE      < {self.tuned_force_mae_meV_per_A:g} meV/Å",
+            f"{self.lock_state}"
+            + (f" at {self.locked_at} ({self.locked_fingerprint[:12]})" if self.locked else ""),
+        ]
+        return "\n".join(lines)
+
+    __str__ = table
+
+
+# --------------------------------------------------------------------------- the decision
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """The numbers the flowchart asks for; None where not (yet) measured.
+
+    ``hull_passed``: the hull check's verdict (``hull.HullComparison.passed``),
+    ``hull_error_meV_per_atom`` its largest energy-above-hull error (shown
+    only). ``measured_at``: when the first number was computed (ISO 8601),
+    to check that thresholds were locked before.
+    """
+
+    zero_shot_force_mae_meV_per_A: float | None = None
+    hull_passed: bool | None = None
+    hull_error_meV_per_atom: float | None = None
+    tuned_energy_mae_meV_per_atom: float | None = None
+    tuned_force_mae_meV_per_A: float | None = None
+    measured_at: str | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One comparison of a measured number with its threshold (``passed``: measured < threshold)."""
+
+    name: str
+    measured: float | bool | None
+    threshold: float | None
+    unit: str
+
+    @property
+    def passed(self) -> bool | None:
+        if self.measured is None:
+            return None
+        if self.threshold is None:
+            return bool(self.measured)
+        return bool(self.measured < self.threshold)
+
+    def text(self) -> str:
+        if self.measured is None:
+            return f"{self.name}: not measured"
+        if self.threshold is None:
+            return f"{self.name}: {'pass' if self.measured else 'fail'}"
+        sign = "<" if self.passed else "≥"
+        return f"{self.name} {self.measured:.1f} {sign} {self.threshold:g} {self.unit}"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A decision node passed on the path: its tests and the branch taken."""
+
+    node: str
+    criteria: tuple[Criterion, ...]
+
+    @property
+    def answer(self) -> str | None:
+        """``"yes"``, ``"no"``, or None while a number is missing."""
+        results = [t.passed for t in self.criteria]
+        if any(r is None for r in results):
+            return None
+        return "yes" if all(results) else "no"
+
+    def text(self) -> str:
+        answer = self.answer or "undecided"
+        return f"{self.node} {answer}: " + "; ".join(t.text() for t in self.criteria)
+
+
+@dataclass(frozen=True)
+class FlowchartResult:
+    """The path taken through the graph, its decisions, and the recommendation.
+
+    ``recommendation`` is a key of ``RECOMMENDATIONS``: when the path is
+    complete, what to use; when a number is missing (``complete=False``),
+    the step to take next (``next_step`` says which number is needed).
+    ``flags`` lists breaches of the protocol (thresholds not locked,
+    changed after the lock, locked after the data were measured).
+    """
+
+    path: tuple[str, ...]
+    decisions: tuple[Decision, ...]
+    recommendation: str | None
+    complete: bool
+    next_step: str | None
+    thresholds: Thresholds
+    measurements: Measurements
+    flags: tuple[str, ...] = ()
+
+    @property
+    def edges(self) -> tuple[tuple[str, str], ...]:
+        return tuple(zip(self.path[:-1], self.path[1:]))
+
+    @property
+    def recommendation_text(self) -> str:
+        text = RECOMMENDATIONS.get(self.recommendation, "undecided")
+        if self.complete and self.recommendation in ("few-shot", "few-shot-energy-weight"):
+            text += ": the fine-tuned model passed the re-check, use it for production"
+        return text
+
+    def decision(self, node: str) -> Decision | None:
+        return next((d for d in self.decisions if d.node == node), None)
+
+    def as_dict(self) -> dict:
+        return {
+            "path": list(self.path),
+            "recommendation": self.recommendation,
+            "recommendation_text": self.recommendation_text,
+            "complete": self.complete,
+            "next_step": self.next_step,
+            "decisions": [
+                {
+                    "node": d.node,
+                    "answer": d.answer,
+                    "criteria": [{**asdict(t), "passed": t.passed} for t in d.criteria],
+                }
+                for d in self.decisions
+            ],
+            "thresholds": self.thresholds.as_dict(),
+            "measurements": self.measurements.as_dict(),
+            "flags": list(self.flags),
+        }
+
+    def table(self) -> str:
+        lines = [
+            "path: " + " -> ".join(self.path),
+            *(f"  {d.text()}" for d in self.decisions),
+            f"recommendation: {self.recommendation_text}"
+            + ("" if self.complete else f" (then: {self.next_step})"),
+            f"thresholds: {self.thresholds.lock_state}",
+            *(f"FLAG: {flag}" for flag in self.flags),
+        ]
+        return "\n".join(lines)
+
+    __str__ = table
+
+
+def protocol_flags(thresholds: Thresholds, measurements: Measurements) -> tuple[str, ...]:
+    """Breaches of "fix the thresholds before looking at the data"."""
+    if not thresholds.locked:
+        return ("thresholds were not locked before evaluating",)
+    flags = []
+    if thresholds.changed_after_lock:
+        flags.append(
+            f"thresholds changed after the lock at {thresholds.locked_at} "
+            f"(locked {thresholds.locked_fingerprint[:12]}, now {thresholds.fingerprint()[:12]})"
+        )
+    if measurements.measured_at and measurements.measured_at < thresholds.locked_at:
+        flags.append(
+            f"thresholds locked at {thresholds.locked_at}, after the data were measured "
+            f"at {measurements.measured_at}"
+        )
+    return tuple(flags)
+
+
+def decide(measurements: Measurements, thresholds: Thresholds | None = None) -> FlowchartResult:
+    """Walk the chapter's graph with measured numbers; pure (no data, no models).
+
+    Thresholds not given are the chapter's defaults, unlocked (flagged).
+    """
+    thresholds = thresholds if thresholds is not None else Thresholds()
+    m, t = measurements, thresholds
+    path, decisions = ["Start", "Check", "Q1"], []
+
+    def finish(recommendation, next_step=None):
+        return FlowchartResult(
+            path=tuple(path),
+            decisions=tuple(decisions),
+            recommendation=recommendation,
+            complete=next_step is None,
+            next_step=next_step,
+            thresholds=t,
+            measurements=m,
+            flags=protocol_flags(t, m),
+        )
+
+    q1 = Decision(
+        "Q1",
+        (
+            Criterion(
+                "zero-shot force MAE",
+                m.zero_shot_force_mae_meV_per_A,
+                t.zero_shot_force_mae_meV_per_A,
+                "meV/Å",
+            ),
+        ),
+    )
+    decisions.append(q1)
+    if q1.answer is None:
+        return finish(None, "measure the zero-shot force MAE on ~20 DFT snapshots")
+    if q1.answer == "yes":
+        path.append("Q2")
+        q2 = Decision("Q2", (Criterion("same stable phases as DFT", m.hull_passed, None, ""),))
+        decisions.append(q2)
+        if q2.answer is None:
+            return finish(None, "run the convex-hull check on the competing phases")
+        if q2.answer == "yes":
+            path.append("Use")
+            return finish("zero-shot")
+        tuned, node = "few-shot-energy-weight", "FT2"
+    else:
+        tuned, node = "few-shot", "FT1"
+    path += [node, "Recheck"]
+    if m.tuned_energy_mae_meV_per_atom is None or m.tuned_force_mae_meV_per_A is None:
+        return finish(tuned, "re-evaluate parity of the fine-tuned model on the held-out test set")
+    path.append("Q3")
+    q3 = Decision(
+        "Q3",
+        (
+            Criterion(
+                "tuned energy MAE",
+                m.tuned_energy_mae_meV_per_atom,
+                t.tuned_energy_mae_meV_per_atom,
+                "meV/atom",
+            ),
+            Criterion(
+                "tuned force MAE", m.tuned_force_mae_meV_per_A, t.tuned_force_mae_meV_per_A, "meV/Å"
+            ),
+        ),
+    )
+    decisions.append(q3)
+    if q3.answer == "yes":
+        path.append("Use")
+        return finish(tuned)
+    path.append("Full")
+    return finish("full-or-scratch")
+
+
+# --------------------------------------------------------------------------- the runner
+
+
+@dataclass(frozen=True)
+class ProtocolReport:
+    """What ``run_protocol`` measured and decided.
+
+    ``zero_shot``: ``ZeroShotResult`` on the parity snapshots; ``hull``:
+    ``HullComparison`` (None without phases); ``fine_tune``: the training
+    step's result (``RegimeResult`` or anything with ``.test`` errors), None
+    when the graph asked for none.
+    """
+
+    model: str
+    dataset: str
+    n_parity: int
+    n_train: int
+    n_test: int
+    flowchart: FlowchartResult
+    zero_shot: object = field(repr=False)
+    hull: object | None = field(default=None, repr=False)
+    fine_tune: object | None = field(default=None, repr=False)
+    fine_tune_node: str | None = None
+
+    def as_dict(self) -> dict:
+        def as_dict_or_none(value):
+            return value.as_dict() if value is not None else None
+
+        return {
+            "model": self.model,
+            "dataset": self.dataset,
+            "n_parity": self.n_parity,
+            "n_train": self.n_train,
+            "n_test": self.n_test,
+            **self.flowchart.as_dict(),
+            "zero_shot": as_dict_or_none(self.zero_shot),
+            "hull": as_dict_or_none(self.hull),
+            "fine_tune_node": self.fine_tune_node,
+            "fine_tune": as_dict_or_none(self.fine_tune),
+        }
+
+    def table(self) -> str:
+        head = (
+            f"{self.model} on {self.dataset}: parity on {self.n_parity} snapshots, "
+            f"fine-tune on {self.n_train}, re-check on {self.n_test}"
+        )
+        return "\n".join([head, self.flowchart.table()])
+
+    __str__ = table
+
+
+def default_train(model, train_frames, test_frames, *, node: str, seed: int, **settings):
+    """The fine-tune of graph node ``node`` (FT1 or FT2): ``finetune.run_regime``, few-shot."""
+    from course_lib.finetune import run_regime
+
+    options = {"solver": "closed-form", "progress": False, **FINE_TUNE_SETTINGS[node], **settings}
+    return run_regime(model, train_frames, test_frames, regime="few-shot", seed=seed, **options)
+
+
+def run_protocol(
+    model,
+    frames: Sequence[Atoms],
+    *,
+    thresholds: Thresholds | None = None,
+    phases: Sequence[Atoms] | None = None,
+    dataset: str = "<frames>",
+    n_parity: int = 20,
+    n_train: int = 200,
+    seed: int = 0,
+    train: Callable | None = None,
+    train_settings: Mapping | None = None,
+) -> ProtocolReport:
+    """Execute the chapter's protocol on labelled ``frames`` with ``model``.
+
+    1. Lock ``thresholds`` (course.toml's when None) unless already locked.
+    2. Split ``frames`` (``data.train_test_split``, seeded; fixed splits kept).
+    3. Zero-shot parity on ``n_parity`` test snapshots; hull check on
+       ``phases`` when given.
+    4. If the graph asks for a fine-tune (FT1 or FT2), call
+       ``train(model, train_frames, test_frames, node=..., seed=...)``
+       (default ``default_train``: few-shot closed-form readouts; FT2 with
+       the energy weight raised) on up to ``n_train`` training frames; its
+       result's ``.test`` (``ErrorMetrics`` on the held-out test set) feeds Q3.
+    """
+    from course_lib import data as ds
+    from course_lib.zero_shot import evaluate
+
+    thresholds = thresholds if thresholds is not None else Thresholds.from_config()
+    if not thresholds.locked:
+        thresholds = thresholds.lock()
+        logger.info("thresholds locked before evaluating: %s", thresholds.fingerprint()[:12])
+    measured_at = datetime.datetime.now(datetime.UTC).isoformat()
+    pool, test = ds.train_test_split(frames, seed=seed)
+    parity = ds.subset(test, min(n_parity, len(test)), seed=seed)
+    zero_shot = evaluate(model, parity, dataset=dataset)
+    hull_result = None
+    if phases is not None:
+        from course_lib.hull import hull_check
+
+        hull_result = hull_check(model, phases)
+    measurements = Measurements(
+        zero_shot_force_mae_meV_per_A=zero_shot.aligned.force_mae_meV_per_A,
+        hull_passed=hull_result.passed if hull_result is not None else None,
+        hull_error_meV_per_atom=(
+            hull_result.max_abs_e_above_hull_error_meV_per_atom if hull_result else None
+        ),
+        measured_at=measured_at,
+    )
+    result = decide(measurements, thresholds)
+    node = next((n for n in ("FT1", "FT2") if n in result.path), None)
+    tuned, train_frames = None, []
+    if node is not None:
+        if len(pool) < 100:
+            logger.warning(
+                "only %d training frames; the chapter's few-shot step uses 100-500", len(pool)
+            )
+        train_frames = ds.subset(pool, min(n_train, len(pool)), seed=seed)
+        train = train or default_train
+        tuned = train(model, train_frames, test, node=node, seed=seed, **(train_settings or {}))
+        measurements = replace(
+            measurements,
+            tuned_energy_mae_meV_per_atom=tuned.test.energy_mae_meV_per_atom,
+            tuned_force_mae_meV_per_A=tuned.test.force_mae_meV_per_A,
+        )
+        result = decide(measurements, thresholds)
+    return ProtocolReport(
+        model=zero_shot.model,
+        dataset=dataset,
+        n_parity=len(parity),
+        n_train=len(train_frames),
+        n_test=len(test),
+        flowchart=result,
+        zero_shot=zero_shot,
+        hull=hull_result,
+        fine_tune=tuned,
+        fine_tune_node=node,
+    )

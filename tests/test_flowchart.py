@@ -1,0 +1,286 @@
+"""The decision flowchart: every branch from synthetic numbers, the threshold lock, the runner.
+
+The runner runs on a tiny random MACE and EMT-labelled cells (a test
+oracle, not DFT), with the training step stubbed where only the routing is
+tested; the figure and widget are checked through their data, no browser.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from dataclasses import replace
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from conftest import emt_frames
+
+from course_lib import cli
+from course_lib import data as ds
+from course_lib import flowchart as fc
+from course_lib.plots.flowchart import flowchart_figure
+from course_lib.widgets import flowchart as fw
+from course_lib.zero_shot import predict
+
+torch.set_num_threads(1)
+
+LOCKED = fc.Thresholds().lock()
+GOOD_ZS, BAD_ZS = 60.0, 180.0  # meV/Å against the default 100
+
+
+@pytest.mark.parametrize(
+    ("measured", "path", "recommendation"),
+    [
+        (
+            dict(zero_shot_force_mae_meV_per_A=GOOD_ZS, hull_passed=True),
+            ("Start", "Check", "Q1", "Q2", "Use"),
+            "zero-shot",
+        ),
+        (
+            dict(
+                zero_shot_force_mae_meV_per_A=GOOD_ZS,
+                hull_passed=False,
+                tuned_energy_mae_meV_per_atom=5.0,
+                tuned_force_mae_meV_per_A=30.0,
+            ),
+            ("Start", "Check", "Q1", "Q2", "FT2", "Recheck", "Q3", "Use"),
+            "few-shot-energy-weight",
+        ),
+        (
+            dict(
+                zero_shot_force_mae_meV_per_A=BAD_ZS,
+                tuned_energy_mae_meV_per_atom=5.0,
+                tuned_force_mae_meV_per_A=30.0,
+            ),
+            ("Start", "Check", "Q1", "FT1", "Recheck", "Q3", "Use"),
+            "few-shot",
+        ),
+        (  # energy passes, forces do not: Q3 needs both
+            dict(
+                zero_shot_force_mae_meV_per_A=BAD_ZS,
+                tuned_energy_mae_meV_per_atom=5.0,
+                tuned_force_mae_meV_per_A=70.0,
+            ),
+            ("Start", "Check", "Q1", "FT1", "Recheck", "Q3", "Full"),
+            "full-or-scratch",
+        ),
+        (
+            dict(
+                zero_shot_force_mae_meV_per_A=GOOD_ZS,
+                hull_passed=False,
+                tuned_energy_mae_meV_per_atom=25.0,
+                tuned_force_mae_meV_per_A=30.0,
+            ),
+            ("Start", "Check", "Q1", "Q2", "FT2", "Recheck", "Q3", "Full"),
+            "full-or-scratch",
+        ),
+    ],
+)
+def test_every_branch_of_the_graph(measured, path, recommendation):
+    result = fc.decide(fc.Measurements(**measured), LOCKED)
+    assert result.path == path
+    assert result.recommendation == recommendation
+    assert result.complete and result.flags == ()
+    assert set(result.edges) <= {(a, b) for a, b, _ in fc.EDGES}  # a walk along the graph
+
+
+def test_every_edge_is_taken_by_some_case():
+    cases = [
+        fc.Measurements(GOOD_ZS, True),
+        fc.Measurements(GOOD_ZS, False, None, 5.0, 30.0),
+        fc.Measurements(BAD_ZS, None, None, 5.0, 30.0),
+        fc.Measurements(BAD_ZS, None, None, 50.0, 30.0),
+    ]
+    taken = {edge for m in cases for edge in fc.decide(m, LOCKED).edges}
+    assert taken == {(a, b) for a, b, _ in fc.EDGES}
+
+
+def test_decisions_are_annotated_with_number_and_threshold():
+    result = fc.decide(fc.Measurements(BAD_ZS, None, None, 12.0, 55.0), LOCKED)
+    q1, q3 = result.decision("Q1"), result.decision("Q3")
+    assert q1.answer == "no"
+    assert q1.criteria[0].measured == BAD_ZS and q1.criteria[0].threshold == 100.0
+    assert q1.text() == "Q1 no: zero-shot force MAE 180.0 ≥ 100 meV/Å"
+    assert [c.passed for c in q3.criteria] == [True, False]
+    assert "tuned force MAE 55.0 ≥ 50 meV/Å" in result.table()
+
+
+def test_threshold_is_strict_and_editable():
+    at_threshold = fc.Measurements(zero_shot_force_mae_meV_per_A=100.0, hull_passed=True)
+    assert fc.decide(at_threshold, LOCKED).path[3] == "FT1"  # "< 100", so 100 fails
+    catalysis = replace(fc.Thresholds(), zero_shot_force_mae_meV_per_A=150.0).lock()
+    assert fc.decide(fc.Measurements(120.0, True), catalysis).recommendation == "zero-shot"
+
+
+def test_missing_numbers_stop_the_path_where_they_are_needed():
+    result = fc.decide(fc.Measurements(), LOCKED)
+    assert result.path == ("Start", "Check", "Q1") and not result.complete
+    result = fc.decide(fc.Measurements(GOOD_ZS), LOCKED)
+    assert result.path[-1] == "Q2" and "hull" in result.next_step
+    result = fc.decide(fc.Measurements(BAD_ZS), LOCKED)
+    assert result.path[-1] == "Recheck" and result.recommendation == "few-shot"
+    assert not result.complete and "held-out" in result.next_step
+
+
+def test_lock_records_fingerprint_and_time_and_edits_after_it_are_flagged():
+    when = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    locked = fc.Thresholds().lock(now=when)
+    assert locked.locked_at == when.isoformat()
+    assert locked.locked_fingerprint == fc.Thresholds().fingerprint()
+    assert len(locked.locked_fingerprint) == 64 and locked.lock_state == "locked"
+    moved = replace(locked, zero_shot_force_mae_meV_per_A=200.0)  # after seeing 180 meV/Å
+    assert moved.changed_after_lock and moved.lock_state == "changed after lock"
+    result = fc.decide(fc.Measurements(BAD_ZS, True), moved)
+    assert result.recommendation == "zero-shot"  # the edit changed the answer ...
+    assert any("changed after the lock" in flag for flag in result.flags)  # ... and is flagged
+    assert "FLAG" in result.table()
+    # setting it back restores the fingerprint; relocking is a fresh, unflagged lock
+    assert not replace(moved, zero_shot_force_mae_meV_per_A=100.0).changed_after_lock
+    assert fc.decide(fc.Measurements(BAD_ZS, True), moved.lock()).flags == ()
+
+
+def test_unlocked_and_late_locks_are_flagged():
+    unlocked = fc.decide(fc.Measurements(GOOD_ZS, True), fc.Thresholds())
+    assert unlocked.flags == ("thresholds were not locked before evaluating",)
+    late = fc.Thresholds().lock(now=datetime.datetime(2026, 2, 1, tzinfo=datetime.UTC))
+    measured = fc.Measurements(GOOD_ZS, True, measured_at="2026-01-01T00:00:00+00:00")
+    assert "after the data were measured" in fc.decide(measured, late).flags[0]
+
+
+def test_thresholds_are_validated_and_read_from_course_toml():
+    with pytest.raises(ValueError, match="zero_shot_force_mae_meV_per_A"):
+        fc.Thresholds(zero_shot_force_mae_meV_per_A=-1.0)
+    assert fc.Thresholds.from_config() == fc.Thresholds()  # course.toml holds the defaults
+    assert "Force MAE < 100 meV/Å?" == fc.node_label("Q1")
+
+
+# --------------------------------------------------------------------------- the runner
+
+
+def stub_train(test_errors, calls):
+    def train(model, train_frames, test_frames, *, node, seed, **settings):
+        calls.append({"node": node, "n_train": len(train_frames), "n_test": len(test_frames)})
+        return SimpleNamespace(test=SimpleNamespace(**test_errors), as_dict=lambda: test_errors)
+
+    return train
+
+
+def test_runner_routes_a_bad_zero_shot_model_to_ft1_and_rechecks(tiny_mace):
+    frames = emt_frames(15)
+    calls = []
+    strict = fc.Thresholds(zero_shot_force_mae_meV_per_A=1e-6)  # every real model fails Q1
+    report = fc.run_protocol(
+        tiny_mace,
+        frames,
+        thresholds=strict,
+        n_parity=2,
+        train=stub_train({"energy_mae_meV_per_atom": 4.0, "force_mae_meV_per_A": 20.0}, calls),
+    )
+    assert calls == [{"node": "FT1", "n_train": 12, "n_test": 3}]
+    assert report.flowchart.path[-4:] == ("FT1", "Recheck", "Q3", "Use")
+    assert report.flowchart.thresholds.lock_state == "locked"  # the runner locked them
+    assert report.n_parity == 2
+    measured = report.flowchart.measurements
+    assert measured.zero_shot_force_mae_meV_per_A == report.zero_shot.raw.force_mae_meV_per_A
+    assert json.loads(json.dumps(report.as_dict(), default=str))["path"][0] == "Start"
+
+
+def phases_labelled_by(model, *, flip: float = 0.0):
+    """Al-Cu 'phases' labelled by ``model`` itself; ``flip`` eV/atom raises the stable compound."""
+    frames = []
+    for name, symbols in (("Al", "AlAl"), ("Cu", "CuCu"), ("AlCu", "AlCu"), ("AlCu3", "AlCu3")):
+        atoms = Atoms(symbols, cell=[6.0] * 3, pbc=False)
+        atoms.positions = 2.4 * np.arange(len(atoms))[:, None] * [1, 0.3, 0.1]
+        atoms.info["phase"] = name
+        frames.append(atoms)
+    predictions = predict(model, frames, compute_stress=False)
+    for atoms, energy, forces in zip(frames, predictions.energies, predictions.forces):
+        atoms.info[ds.ENERGY_KEY] = energy
+        atoms.arrays[ds.FORCES_KEY] = forces
+    return frames
+
+
+def test_runner_uses_the_hull_check_for_q2(tiny_mace):
+    frames = emt_frames(10)
+    loose = fc.Thresholds(zero_shot_force_mae_meV_per_A=1e6).lock()
+    phases = phases_labelled_by(tiny_mace)
+    calls = []
+    train = stub_train({"energy_mae_meV_per_atom": 4.0, "force_mae_meV_per_A": 20.0}, calls)
+    same = fc.run_protocol(tiny_mace, frames, thresholds=loose, phases=phases, train=train)
+    assert same.hull.passed and same.flowchart.path[-2:] == ("Q2", "Use") and not calls
+    # plant a flip: move AlCu 5 eV/atom across the hull in 'DFT', opposite to the model's view
+    sign = 1.0 if "AlCu" in same.hull.model_stable else -1.0
+    flipped = [a.copy() for a in phases]
+    flipped[2].info[ds.ENERGY_KEY] += sign * 5.0 * len(flipped[2])
+    report = fc.run_protocol(tiny_mace, frames, thresholds=loose, phases=flipped, train=train)
+    assert not report.hull.passed
+    assert calls[0]["node"] == "FT2"
+    assert report.flowchart.recommendation == "few-shot-energy-weight"
+
+
+def test_course_flowchart_json_runs_the_real_few_shot_step(capsys, tmp_path, tiny_mace_file):
+    path = ds.write_dataset(tmp_path / "emt.extxyz", emt_frames(10), {"method": "EMT oracle"})
+    code = cli.main(
+        [
+            "flowchart", "--model", str(tiny_mace_file), "--dataset", str(path),
+            "--n-parity", "2", "--zero-shot-force-mae", "1e-6", "--json",
+        ]
+    )  # fmt: skip
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    report = json.loads(out.out)
+    assert report["path"][:4] == ["Start", "Check", "Q1", "FT1"]
+    assert report["path"][-1] in ("Use", "Full")
+    assert report["thresholds"]["lock_state"] == "locked"
+    assert report["thresholds"]["zero_shot_force_mae_meV_per_A"] == 1e-6
+    assert report["fine_tune"]["regime"] == "few-shot"
+    q3 = next(d for d in report["decisions"] if d["node"] == "Q3")
+    assert q3["criteria"][0]["measured"] == report["fine_tune"]["test"]["energy_mae_meV_per_atom"]
+
+
+# --------------------------------------------------------------------------- figure and widget
+
+
+def highlighted(fig) -> set[str]:
+    return {shape.name for shape in fig.layout.shapes if shape.name and "on-path" in shape.name}
+
+
+def test_figure_highlights_the_path_and_annotates_numbers():
+    result = fc.decide(fc.Measurements(BAD_ZS, None, None, 5.0, 30.0), LOCKED)
+    fig = flowchart_figure(result)
+    on_path = {name.split(":")[1] for name in highlighted(fig)}
+    assert on_path == set(result.path)
+    texts = " ".join(a.text for a in fig.layout.annotations)
+    assert "180.0 ≥ 100 meV/Å" in texts and "5.0 < 20 meV/atom" in texts
+    blank = flowchart_figure()
+    assert not highlighted(blank)
+    assert len([s for s in blank.layout.shapes if s.name]) == len(fc.NODES)
+
+
+def test_widget_callbacks_update_the_figure():
+    explorer = fw.FlowchartExplorer()
+    assert explorer.result.path == ("Start", "Check", "Q1")  # nothing measured yet
+    explorer.controls["zero_shot_force_mae"].value = "180"
+    assert explorer.result.path[-1] == "Recheck"
+    explorer.controls["tuned_energy_mae"].value = "5"
+    explorer.controls["tuned_force_mae"].value = "30"
+    assert explorer.result.path[-1] == "Use"
+    assert {n.split(":")[1] for n in highlighted(explorer.figure)} == set(explorer.result.path)
+    assert explorer.thresholds.lock_state == "locked" and "locked" in explorer.lock_html.value
+    explorer.controls["threshold_tuned_force_mae_meV_per_A"].value = 25.0
+    assert explorer.result.path[-1] == "Full"
+    assert "changed after lock" in explorer.lock_html.value
+    explorer.lock_button.click()
+    assert explorer.result.flags == () and "changed" not in explorer.lock_html.value
+
+
+def test_widget_takes_inputs_from_a_runner_report():
+    result = fc.decide(fc.Measurements(GOOD_ZS, False, 35.0, 8.0, 40.0), LOCKED)
+    explorer = fw.FlowchartExplorer(report=SimpleNamespace(flowchart=result))
+    assert explorer.result.path == result.path
+    assert explorer.controls["hull"].value == "fail"
+    assert fw.parse_number(" ") is None and fw.parse_number("12.5") == 12.5
+    assert fw.parse_number("abc") is None
