@@ -38,12 +38,12 @@ MP_SMALL_LIKE = mm.MaceArchitecture(
 
 
 def emt_cells(n: int, *, seed: int, al_fraction: float = 0.3) -> list:
-    """Rattled, strained 2x2x2 fcc Cu/Al cells (32 atoms) labelled with EMT."""
+    """Rattled, strained 3x1x1 fcc Cu/Al cells (12 atoms, as the Li2O target) labelled with EMT."""
     rng = np.random.default_rng(seed)
     frames = []
     for _ in range(n):
         atoms = bulk("Cu", "fcc", a=3.6 * (1 + 0.02 * rng.standard_normal()), cubic=True)
-        atoms = atoms.repeat(2)
+        atoms = atoms.repeat((3, 1, 1))
         atoms.symbols[rng.random(len(atoms)) < al_fraction] = "Al"
         atoms.rattle(0.08, seed=int(rng.integers(1 << 30)))
         atoms.calc = EMT()
@@ -58,10 +58,13 @@ def bench_data(n_train: int, n_test: int) -> tuple[list, list, str]:
     try:
         frames = ds.read_dataset("li2o-md")
     except FileNotFoundError:
-        frames = emt_cells(n_train + n_test, seed=1)
-        return frames[:n_train], frames[n_train:], "EMT Cu/Al cells (stand-in, not DFT)"
-    pool, test = ds.train_test_split(frames, seed=0)
-    return ds.subset(pool, min(n_train, len(pool)), seed=0), test[:n_test], "li2o-md"
+        frames = []
+    pool, test = ds.train_test_split(frames, seed=0) if frames else ([], [])
+    if len(pool) >= n_train and test:
+        return ds.subset(pool, n_train, seed=0), test[:n_test], "li2o-md"
+    frames = emt_cells(n_train + n_test, seed=1)
+    name = f"EMT Cu/Al cells (stand-in, not DFT; li2o-md has {len(pool)} training frames)"
+    return frames[:n_train], frames[n_train:], name
 
 
 def bench_model(name: str | None, frames: list):
@@ -91,6 +94,7 @@ def main():
 
     train, test, data_name = bench_data(args.frames, args.test)
     model, model_name = bench_model(args.model, train)
+    print(f"data: {data_name}; model: {model_name}", flush=True)
     common = dict(model=model, batch_size=args.batch_size, dtype=args.dtype, progress=False)
     gradient = ft.FineTuner(max_epochs=args.epochs, patience=args.epochs, **common)
     closed = ft.FineTuner(solver="closed-form", **common)
@@ -102,13 +106,13 @@ def main():
         tuner.fit(train_part, valid_frames=valid)
         timings[label] = time.perf_counter() - start
         errors[label] = tuner.evaluate(test)
+        print(f"  {label}: {timings[label]:.1f} s", flush=True)
     start_errors = ft.error_metrics(test, ft.predict(model, test))
 
     atoms = sum(len(a) for a in train_part) / len(train_part)
-    print(f"data: {data_name}; {len(train_part)} training + {len(valid_part)} validation "
-          f"structures of {atoms:.0f} atoms, {len(test)} test")  # fmt: skip
-    print(f"model: {model_name}, {args.dtype}; torch threads: {torch.get_num_threads()}, "
-          f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+    print(f"{len(train_part)} training + {len(valid_part)} validation structures of "
+          f"{atoms:.0f} atoms, {len(test)} test; {args.dtype}; torch threads: "
+          f"{torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     print(f"{'':<28} {'wall s':>8} {'E meV/atom':>11} {'F meV/Å':>9}")
     print(f"{'start (E0s not refitted)':<28} {'':>8} "
           f"{start_errors.energy_mae_meV_per_atom:>11.2f} {start_errors.force_mae_meV_per_A:>9.1f}")  # fmt: skip

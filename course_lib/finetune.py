@@ -476,6 +476,8 @@ def fit_readouts_closed_form(
     returns the posterior and the E0s (eV).
     """
     layers = readout_linears(model)
+    if refit_e0s:
+        mace_models.warn_if_compositions_collinear(frames)
     elements = list(mace_models.model_elements(model))
     n_weights = sum(layer.weight.numel() for layer in layers.values())
     n_columns = n_weights + (len(elements) if refit_e0s else 0)

@@ -129,6 +129,16 @@ def fit_e0s(
     are fitted exactly, the undetermined combination stays at the baseline,
     and a ``RankDeficientCompositionWarning`` says so.
     """
+    warn_if_compositions_collinear(frames)
+    if predicted_energies is None:
+        predicted_energies = np.zeros(len(frames))
+    base = baseline or {}
+    offsets = fit_reference_offsets(frames, predicted_energies)
+    return {s: base.get(s, 0.0) + value for s, value in offsets.items()}
+
+
+def warn_if_compositions_collinear(frames: Sequence[Atoms]) -> None:
+    """Warn when the frames' compositions cannot separate per-element E0s (e.g. all Li2O)."""
     elements = sorted({s for atoms in frames for s in atoms.get_chemical_symbols()})
     rank = np.linalg.matrix_rank(composition_matrix(frames, elements))
     if rank < len(elements):
@@ -138,13 +148,8 @@ def fit_e0s(
             "determined, so the minimum-norm solution is used (energies of these "
             "compositions are unaffected). Frames of other compositions would pin each element.",
             RankDeficientCompositionWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
-    if predicted_energies is None:
-        predicted_energies = np.zeros(len(frames))
-    base = baseline or {}
-    offsets = fit_reference_offsets(frames, predicted_energies)
-    return {s: base.get(s, 0.0) + offsets[s] for s in elements}
 
 
 def average_num_neighbors(frames: Sequence[Atoms], r_max: float) -> float:
