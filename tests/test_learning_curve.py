@@ -218,3 +218,90 @@ def test_few_shot_curve_has_the_zero_shot_line(pool_and_test, tiny_mace, tmp_pat
 def test_model_file_is_keyed_by_its_sha256(tiny_mace_file):
     assert lc.model_key(tiny_mace_file) == "sha256:" + ds.sha256_of(tiny_mace_file)
     assert lc.model_key(None) == "none"
+
+
+# --------------------------------------------------------------------------- figure and widget
+
+
+def synthetic_curve(*, regime="few-shot", energy_only=False, zero_shot=None) -> lc.LearningCurve:
+    """Three seeds per N of the planted law with 3% noise; 8-atom cells for the label count."""
+    errors = noisy_curve(0)
+    points = tuple(
+        lc.CurvePoint(
+            n_train=int(n),
+            seed=i % 5,
+            energy_mae_meV_per_atom=e / 10,
+            force_mae_meV_per_A=e,
+            n_labels=int(n) * (1 if energy_only else 25),
+            fit_time_s=1.0,
+        )
+        for i, (n, e) in enumerate(zip(SIZES, errors))
+    )
+    return lc.LearningCurve("test", regime, energy_only, points, n_test=10, zero_shot=zero_shot)
+
+
+def test_figure_draws_means_with_seed_spread_fits_and_the_data_size_guide():
+    from course_lib.plots.learning_curve import FIT_TRACE_NAME, learning_curve_figure
+
+    forces = synthetic_curve(zero_shot={"energy": 30.0, "force": 150.0})
+    energy_only = synthetic_curve(energy_only=True)
+    fits = {forces.label: forces.fit(n_bootstrap=20)}
+    fig = learning_curve_figure([forces, energy_only], fits=fits)
+    means = next(t for t in fig.data if t.name == forces.label)
+    summary = forces.summary("force")
+    assert list(means.x) == [row.n_train for row in summary]
+    np.testing.assert_allclose(means.error_y.array, [row.std for row in summary])
+    fitted = next(t for t in fig.data if t.meta == FIT_TRACE_NAME)
+    np.testing.assert_allclose(fitted.y, fits[forces.label].predict(fitted.customdata))
+    assert "α = 0.4" in fitted.name
+    assert any("zero-shot" in t.name and t.y[0] == 150.0 for t in fig.data)
+    assert len(fig.layout.shapes) == 4  # ~50, ~500, ~5000, >= 50000
+    assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"
+    # by labels: energy + forces points move right by the labels per structure, energy-only not
+    by_labels = learning_curve_figure([forces, energy_only], x="labels", log_log=False)
+    xs = {t.name: t.x[0] for t in by_labels.data if t.name in (forces.label, energy_only.label)}
+    assert xs == {forces.label: 10 * 25, energy_only.label: 10}
+    assert not by_labels.layout.shapes
+    with pytest.raises(ValueError, match="match no curve"):
+        learning_curve_figure(forces, fits={"other": fits[forces.label]})
+
+
+def test_widget_sliders_move_the_curve_and_fit_snaps_them():
+    from course_lib.widgets import learning_curve as lw
+
+    curve = synthetic_curve()
+    explorer = lw.learning_curve_explorer(curve, target=40.0, n_bootstrap=20)
+    trace = lw.slider_trace(explorer.figure)
+    explorer.sliders["alpha"].value = 0.7
+    explorer.sliders["b"].value = 5.0
+    expected = lc.power_law(trace.x, **explorer.parameters())
+    np.testing.assert_allclose(lw.slider_trace(explorer.figure).y, expected)
+    assert explorer.parameters()["alpha"] == 0.7
+
+    explorer.fit_button.click()
+    fit = explorer.fit_
+    assert fit is not None
+    assert explorer.parameters() == pytest.approx({"a": fit.a, "alpha": fit.alpha, "b": fit.b})
+    np.testing.assert_allclose(lw.slider_trace(explorer.figure).y, fit.predict(trace.x))
+    assert "least-squares fit" in explorer.message.value and "N ≈" in explorer.message.value
+
+    explorer.target.value = 0.5 * fit.b
+    assert "unreachable" in explorer.message.value
+    explorer.log_log.value = False
+    assert explorer.figure.layout.xaxis.type == "linear"
+    assert tuple(explorer.figure.layout.xaxis.range) == pytest.approx((0, 525))
+
+
+def test_snap_sliders_widens_a_range_the_fit_lies_outside():
+    import ipywidgets as widgets
+
+    from course_lib.widgets.learning_curve import snap_sliders
+
+    fit = lc.fit_power_law(SIZES, lc.power_law(SIZES, **PLANTED), n_bootstrap=0)
+    sliders = {
+        "a": widgets.FloatLogSlider(value=10, base=10, min=0, max=2),
+        "alpha": widgets.FloatSlider(value=0.1, min=0, max=0.2),
+        "b": widgets.FloatSlider(value=1, min=0, max=5),
+    }
+    snap_sliders(sliders, fit)
+    assert {k: s.value for k, s in sliders.items()} == pytest.approx(PLANTED, rel=1e-5)
