@@ -427,6 +427,7 @@ class ProtocolReport:
     hull: object | None = field(default=None, repr=False)
     fine_tune: object | None = field(default=None, repr=False)
     fine_tune_node: str | None = None
+    notes: tuple[str, ...] = ()
 
     def as_dict(self) -> dict:
         def as_dict_or_none(value):
@@ -443,6 +444,7 @@ class ProtocolReport:
             "hull": as_dict_or_none(self.hull),
             "fine_tune_node": self.fine_tune_node,
             "fine_tune": as_dict_or_none(self.fine_tune),
+            "notes": list(self.notes),
         }
 
     def table(self) -> str:
@@ -450,9 +452,21 @@ class ProtocolReport:
             f"{self.model} on {self.dataset}: parity on {self.n_parity} snapshots, "
             f"fine-tune on {self.n_train}, re-check on {self.n_test}"
         )
-        return "\n".join([head, self.flowchart.table()])
+        return "\n".join([head, self.flowchart.table(), *(f"note: {n}" for n in self.notes)])
 
     __str__ = table
+
+
+def fine_tunable(model) -> bool:
+    """Whether ``finetune`` can train ``model``: a MACE module, MACE file or registered MACE."""
+    import os
+
+    if not isinstance(model, (str, os.PathLike)):
+        return hasattr(model, "readouts")
+    from course_lib.models import REGISTRY, resolve_model_name
+
+    name = resolve_model_name(model)
+    return name not in REGISTRY or REGISTRY[name].kind == "mace"
 
 
 def default_train(model, train_frames, test_frames, *, node: str, seed: int, **settings):
@@ -514,7 +528,14 @@ def run_protocol(
     )
     result = decide(measurements, thresholds)
     node = next((n for n in ("FT1", "FT2") if n in result.path), None)
-    tuned, train_frames = None, []
+    tuned, train_frames, notes = None, [], []
+    if node is not None and train is None and not fine_tunable(model):
+        notes.append(
+            f"{node} needs a MACE model to fine-tune (course_lib.finetune); {model} is not one. "
+            "Fine-tune a MACE foundation model, or pass train=... for this one."
+        )
+        logger.warning(notes[-1])
+        node = None
     if node is not None:
         if len(pool) < 100:
             logger.warning(
@@ -540,4 +561,5 @@ def run_protocol(
         hull=hull_result,
         fine_tune=tuned,
         fine_tune_node=node,
+        notes=tuple(notes),
     )

@@ -254,7 +254,7 @@ def test_figure_highlights_the_path_and_annotates_numbers():
     on_path = {name.split(":")[1] for name in highlighted(fig)}
     assert on_path == set(result.path)
     texts = " ".join(a.text for a in fig.layout.annotations)
-    assert "180.0 ≥ 100 meV/Å" in texts and "5.0 < 20 meV/atom" in texts
+    assert "180.0 ≥ 100 meV/Å" in texts and "5.0 &lt; 20 meV/atom" in texts
     blank = flowchart_figure()
     assert not highlighted(blank)
     assert len([s for s in blank.layout.shapes if s.name]) == len(fc.NODES)
@@ -284,3 +284,8 @@ def test_widget_takes_inputs_from_a_runner_report():
     assert explorer.controls["hull"].value == "fail"
     assert fw.parse_number(" ") is None and fw.parse_number("12.5") == 12.5
     assert fw.parse_number("abc") is None
+
+
+def test_only_mace_models_are_fine_tuned_by_default(tiny_mace, tiny_mace_file):
+    assert fc.fine_tunable(tiny_mace) and fc.fine_tunable(str(tiny_mace_file))
+    assert not fc.fine_tunable("chgnet-0.3.0")

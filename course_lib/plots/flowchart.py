@@ -8,6 +8,7 @@ against their thresholds (green: passed, red: failed, grey: not measured).
 
 from __future__ import annotations
 
+import html
 import textwrap
 
 import plotly.graph_objects as go
@@ -27,9 +28,9 @@ POSITIONS = {
     "Use": (-2.0, 1.0),
     "Full": (3.0, 1.0),
 }
-HALF_SIZE = {"decision": (0.95, 0.42), "step": (0.85, 0.3), "outcome": (0.85, 0.3)}
+HALF_SIZE = {"decision": (1.05, 0.5), "step": (0.85, 0.3), "outcome": (0.85, 0.3)}
 # Where each decision's numbers are written: (x, y, xanchor).
-ANNOTATION_AT = {"Q1": (1.0, 6.3, "left"), "Q2": (-2.0, 5.6, "center"), "Q3": (2.0, 2.3, "left")}
+ANNOTATION_AT = {"Q1": (1.0, 6.3, "left"), "Q2": (-2.0, 5.6, "center"), "Q3": (2.15, 2.3, "left")}
 COLORS = {
     "path": "#08519c",
     "path_fill": "#c6dbef",
@@ -44,7 +45,8 @@ COLORS = {
 
 
 def _wrap(text: str, width: int = 22) -> str:
-    return "<br>".join(textwrap.wrap(text, width))
+    """Plotly text: HTML-escaped (labels hold "<"), broken into lines of ``width`` characters."""
+    return "<br>".join(html.escape(line) for line in textwrap.wrap(text, width))
 
 
 def _boundary(node: str, toward: tuple[float, float]) -> tuple[float, float]:
@@ -100,7 +102,10 @@ def _edge_annotations(source: str, target: str, label: str, *, on_path: bool) ->
 
 def _decision_annotation(decision) -> dict:
     x, y, anchor = ANNOTATION_AT[decision.node]
-    lines = [f"<span style='color:{COLORS[c.passed]}'>{c.text()}</span>" for c in decision.criteria]
+    lines = [
+        f"<span style='color:{COLORS[c.passed]}'>{html.escape(c.text())}</span>"
+        for c in decision.criteria
+    ]
     return dict(
         x=x, y=y, xanchor=anchor, yanchor="bottom", showarrow=False, align="left",
         text="<br>".join(lines), font=dict(size=11), bgcolor="rgba(255,255,255,0.85)",
@@ -126,7 +131,8 @@ def flowchart_figure(
         x, y = POSITIONS[node]
         annotations.append(
             dict(
-                x=x, y=y, text=_wrap(node_label(node, thresholds)), showarrow=False,
+                x=x, y=y, text=_wrap(node_label(node, thresholds), 18 if NODES[node][0] == "decision" else 22),
+                showarrow=False,
                 font=dict(size=11, color="black" if node in path or not path else "#737373"),
             )
         )  # fmt: skip
@@ -157,7 +163,7 @@ def _title(result: FlowchartResult | None) -> str:
         return "Zero-shot or fine-tune: the chapter's protocol"
     text = f"<b>{result.recommendation_text}</b>"
     if not result.complete:
-        text += f"<br><span style='font-size:12px'>next: {result.next_step}</span>"
+        text += f"<br><span style='font-size:12px'>next: {html.escape(result.next_step)}</span>"
     state = result.thresholds.lock_state
     color = COLORS[True] if state == "locked" else COLORS[False]
     text += f"<br><span style='font-size:12px;color:{color}'>thresholds {state}</span>"
