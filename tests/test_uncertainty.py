@@ -133,3 +133,16 @@ def test_mace_file_committee_of_one_file_twice_has_zero_spread(tiny_mace_file, f
 def test_committee_needs_two_members(frames):
     with pytest.raises(ValueError, match="at least 2"):
         unc.Committee.from_predictions([perturbed(frames)])
+
+
+def test_calibration_plot_shows_points_bins_and_numbers():
+    from course_lib.plots.uncertainty import calibration_plot, spread_by_group
+
+    error = np.linspace(1, 20, 40)
+    calibration = unc.calibrate(error, error, k=4, n_bins=4)
+    fig = calibration_plot(calibration, groups=["300 K"] * 20 + ["1200 K"] * 20)
+    assert [t.name for t in fig.data][:2] == ["1200 K", "300 K"]
+    assert len(fig.data[2].x) == 4  # the binned curve
+    assert "Spearman 1.00" in fig.layout.title.text and "100%" in fig.layout.title.text
+    boxes = spread_by_group(error, ["300 K"] * 20 + ["1200 K"] * 20)
+    assert sorted(b.name for b in boxes.data) == ["1200 K", "300 K"]

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from course_lib.plots.parity import _diagonal
+
 _LAYOUT = dict(template="plotly_white", width=560, height=480)
 
 
@@ -20,7 +22,7 @@ def calibration_plot(
     """Spread vs actual error (one point per frame or atom) with the binned calibration curve.
 
     The dashed line is error = spread: points near it mean the spread is
-    not only a ranking but a size. ``groups`` (one label per point, e.g.
+    not only a ranking but a size. Log axes drop zero spreads or errors. ``groups`` (one label per point, e.g.
     temperatures) colours the points.
     """
     c = calibration
@@ -49,18 +51,8 @@ def calibration_plot(
     )
     positive = np.concatenate([c.spread, c.error])
     positive = positive[positive > 0]
-    if len(positive):
-        low, high = float(positive.min()), float(positive.max())
-        fig.add_trace(
-            go.Scatter(
-                x=[low, high],
-                y=[low, high],
-                mode="lines",
-                line=dict(color="grey", dash="dash"),
-                name="error = spread",
-                hoverinfo="skip",
-            )
-        )
+    if len(positive):  # error = spread: near it, the spread is a size, not only a ranking
+        _diagonal(fig, float(positive.min()), float(positive.max()))
     axis = "log" if log else "linear"
     fig.update_layout(
         title=(
