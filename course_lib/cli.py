@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "course_lib.commands.finetune",
     "course_lib.commands.make_data",
     "course_lib.commands.coverage",
+    "course_lib.commands.learning_curve",
     "course_lib.commands.flowchart",
 )
 

@@ -305,3 +305,28 @@ def test_snap_sliders_widens_a_range_the_fit_lies_outside():
     }
     snap_sliders(sliders, fit)
     assert {k: s.value for k, s in sliders.items()} == pytest.approx(PLANTED, rel=1e-5)
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def test_command_prints_points_fit_and_target_as_json(tmp_path, monkeypatch, capsys):
+    from course_lib.cli import main
+
+    frames = emt_frames(14, seed=5)
+    for i, atoms in enumerate(frames):
+        atoms.info["split"] = "test" if i < 3 else "train"
+    path = ds.write_dataset(tmp_path / "emt.extxyz", frames, {"method": "EMT (test oracle)"})
+    stub = StubTrainer()
+    monkeypatch.setattr(lc, "run_regime", stub)
+    argv = ["learning-curve", "--dataset", str(path), "--regime", "scratch", "--sizes", "3,5,8"]
+    argv += ["--seeds", "2", "--target", "50", "--bootstrap", "20", "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [p["n_train"] for p in out["curve"]["points"]] == [3, 3, 5, 5, 8, 8]
+    assert out["curve"]["n_test"] == 3 and out["fit"]["sizes"] == [3, 5, 8]
+    assert out["target"]["reachable"] and out["target"]["unit"] == "meV/Å"
+    assert main(argv) == 0 and len(stub.calls) == 6  # second call: all cached
+    capsys.readouterr()
+    assert main([*argv[:4], "few-shot", "--json"]) == 2
+    assert "pass --model" in capsys.readouterr().err

@@ -1,0 +1,98 @@
+"""``course learning-curve``: test MAE against training-set size, and the fit A·N^-α + B."""
+
+from __future__ import annotations
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "learning-curve",
+        help="train a regime at growing N x seeds and fit MAE(N) = A·N^-α + B",
+        description=(
+            "Train on N structures of the dataset's training split for each N and seed, test "
+            "every run on the same held-out split, and fit MAE(N) = A·N^-α + B (meV/Å for "
+            "forces, meV/atom for energies). Finished runs are cached in the work directory, "
+            "so a repeated or interrupted command resumes."
+        ),
+    )
+    parser.add_argument(
+        "--model", default=None, help="registered model or MACE file (optional for scratch)"
+    )
+    parser.add_argument("--dataset", required=True, help="bundled dataset name or .extxyz path")
+    parser.add_argument("--regime", choices=("few-shot", "full", "scratch"), required=True)
+    parser.add_argument(
+        "--sizes",
+        type=_sizes,
+        default=None,
+        help="comma-separated training sizes (default 10,20,50,100,200,500, capped by the pool)",
+    )
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per size (default 3)")
+    parser.add_argument("--energy-only", action="store_true", help="leave forces out of the loss")
+    parser.add_argument("--solver", choices=("gradient", "closed-form"), default="gradient")
+    parser.add_argument("--trainable", choices=("readouts", "last-layer"), default="readouts")
+    parser.add_argument("--epochs", type=int, default=50)
+    parser.add_argument("--target", type=float, help="target MAE: how many structures reach it")
+    parser.add_argument("--metric", choices=("force", "energy"), default="force")
+    parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap refits")
+    parser.add_argument("--no-cache", action="store_true", help="retrain runs already stored")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from course_lib import data as ds
+    from course_lib import learning_curve as lc
+    from course_lib.cli import print_json
+
+    if args.model is None and args.regime != "scratch":
+        raise ValueError(f"--regime {args.regime} starts from a pre-trained model; pass --model")
+    settings = {"max_epochs": args.epochs, "solver": args.solver}
+    if args.regime == "few-shot":
+        settings["trainable"] = args.trainable
+    frames = ds.read_dataset(args.dataset, require_pbc=False)
+    pool, test = ds.train_test_split(frames, seed=0)
+    curve = lc.run_learning_curve(
+        args.model,
+        pool,
+        test,
+        regime=args.regime,
+        sizes=args.sizes or lc.DEFAULT_SIZES,
+        seeds=args.seeds,
+        energy_only=args.energy_only,
+        cache=not args.no_cache,
+        progress=not args.json,
+        **settings,
+    )
+    fit = fit_error = estimate = None
+    try:
+        fit = curve.fit(args.metric, n_bootstrap=args.bootstrap)
+    except lc.LearningCurveInputError as err:
+        fit_error = str(err)
+    if fit is not None and args.target is not None:
+        estimate = fit.n_for(args.target)
+    if args.json:
+        print_json(
+            {
+                "dataset": str(args.dataset),
+                "curve": curve.as_dict(),
+                "fit": fit.as_dict() if fit else None,
+                "fit_error": fit_error,
+                "target": estimate.as_dict() if estimate else None,
+            }
+        )
+        return 0
+    print(curve.table())
+    print(fit.table() if fit else f"no fit: {fit_error}")
+    if estimate is not None:
+        print(estimate.message())
+    return 0
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        import argparse
+
+        raise argparse.ArgumentTypeError(
+            f"--sizes takes comma-separated integers, got {text!r}"
+        ) from None
