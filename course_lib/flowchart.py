@@ -18,7 +18,7 @@ The graph (node ids as in the chapter's mermaid source)::
   with its number and threshold, and the recommendation. Missing numbers
   stop the path where they are needed (``complete=False``).
 * ``run_protocol(model, frames, phases=...)``: the whole protocol on a
-  dataset: zero-shot parity on ~20 held-out snapshots, the hull check, the
+  dataset: zero-shot parity on ~20 snapshots, the hull check, the
   fine-tune the graph asks for (``finetune.run_regime``, or an injected
   ``train``), and the re-check on the held-out test set.
 """
@@ -494,7 +494,8 @@ def run_protocol(
 
     1. Lock ``thresholds`` (course.toml's when None) unless already locked.
     2. Split ``frames`` (``data.train_test_split``, seeded; fixed splits kept).
-    3. Zero-shot parity on ``n_parity`` test snapshots; hull check on
+    3. Zero-shot parity on ``n_parity`` snapshots of the whole dataset
+       (the pre-trained model saw none of them); hull check on
        ``phases`` when given.
     4. If the graph asks for a fine-tune (FT1 or FT2), call
        ``train(model, train_frames, test_frames, node=..., seed=...)``
@@ -511,7 +512,8 @@ def run_protocol(
         logger.info("thresholds locked before evaluating: %s", thresholds.fingerprint()[:12])
     measured_at = datetime.datetime.now(datetime.UTC).isoformat()
     pool, test = ds.train_test_split(frames, seed=seed)
-    parity = ds.subset(test, min(n_parity, len(test)), seed=seed)
+    # the zero-shot model has seen none of the frames: parity may use any of them
+    parity = ds.subset(frames, min(n_parity, len(frames)), seed=seed)
     zero_shot = evaluate(model, parity, dataset=dataset)
     hull_result = None
     if phases is not None:

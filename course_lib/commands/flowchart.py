@@ -9,7 +9,7 @@ def add_parser(subparsers) -> None:
         help="run the zero-shot vs fine-tuning decision protocol on a dataset",
         description=(
             "Lock the thresholds (course.toml unless given here), measure zero-shot parity on "
-            "~20 held-out snapshots, check the convex hull on a phases dataset when given, run "
+            "~20 snapshots, check the convex hull on a phases dataset when given, run "
             "the fine-tune the graph asks for and re-check it on the held-out test set. Prints "
             "the path through the chapter's graph and the numbers behind each decision."
         ),
