@@ -458,6 +458,13 @@ def _readout_design(model, batch, layers, *, with_forces: bool):
     return energy_rows.detach(), force_rows.detach(), energy.detach(), forces.detach()
 
 
+def _accumulate(normal, rhs, rows, target, weight) -> float:
+    """Add weighted rows to the normal equations in place; return their weighted target sum of squares."""
+    normal += weight * rows.T @ rows
+    rhs += weight * rows.T @ target
+    return weight * float(target @ target)
+
+
 def fit_readouts_closed_form(
     model: torch.nn.Module,
     frames: Sequence[Atoms],
@@ -486,37 +493,25 @@ def fit_readouts_closed_form(
     residual_ss = 0.0
     with_forces = weights.forces > 0
     device = next(model.parameters()).device
-    blocks = []
+    n_graphs, n_components = len(frames), 3 * sum(len(a) for a in frames)
+    first = 0
     for batch in graph_loader(frames, model, batch_size=batch_size):
-        batch = batch.to(device)
-        energy_rows, force_rows, energy, forces = _readout_design(
-            model, batch, layers, with_forces=with_forces
+        energy_rows, force_rows, energy, forces = (
+            None if t is None else t.double().cpu().numpy()
+            for t in _readout_design(model, batch.to(device), layers, with_forces=with_forces)
         )
-        blocks.append((batch.cpu(), energy_rows.cpu(), force_rows, energy.cpu(), forces))
-    n_graphs = len(frames)
-    n_components = 3 * sum(len(a) for a in frames)
-    start = 0
-    for batch, energy_rows, force_rows, energy, forces in blocks:
-        n_atoms = (batch.ptr[1:] - batch.ptr[:-1]).double().numpy()[:, None]
-        rows = energy_rows.double().numpy() / n_atoms
+        n_atoms = np.diff(batch.ptr.numpy())[:, None]
+        last = first + len(n_atoms)
+        rows = energy_rows / n_atoms
         if refit_e0s:
-            counts = composition_matrix(frames[start : start + len(n_atoms)], elements)
-            rows = np.hstack([rows, counts / n_atoms])
-        target = (batch.energy.double().numpy() - energy.double().numpy()) / n_atoms[:, 0]
-        w = weights.energy / n_graphs
-        normal += w * rows.T @ rows
-        rhs += w * rows.T @ target
-        residual_ss += w * float(target @ target)
+            rows = np.hstack([rows, composition_matrix(frames[first:last], elements) / n_atoms])
+        target = (batch.energy.double().numpy() - energy) / n_atoms[:, 0]
+        residual_ss += _accumulate(normal, rhs, rows, target, weights.energy / n_graphs)
         if force_rows is not None:
-            rows = force_rows.double().cpu().numpy()
-            if refit_e0s:
-                rows = np.hstack([rows, np.zeros((len(rows), len(elements)))])
-            target = (batch.forces.double() - forces.double().cpu()).reshape(-1).numpy()
-            w = weights.forces / n_components
-            normal += w * rows.T @ rows
-            rhs += w * rows.T @ target
-            residual_ss += w * float(target @ target)
-        start += len(n_atoms)
+            rows = np.pad(force_rows, ((0, 0), (0, n_columns - n_weights)))
+            target = batch.forces.double().numpy().ravel() - forces.ravel()
+            residual_ss += _accumulate(normal, rhs, rows, target, weights.forces / n_components)
+        first = last
     penalty = np.zeros(n_columns)
     penalty[:n_weights] = ridge * np.mean(np.diag(normal)[:n_weights])
     precision = normal + np.diag(penalty)
