@@ -414,7 +414,8 @@ class ProtocolReport:
     ``zero_shot``: ``ZeroShotResult`` on the parity snapshots; ``hull``:
     ``HullComparison`` (None without phases); ``fine_tune``: the training
     step's result (``RegimeResult`` or anything with ``.test`` errors), None
-    when the graph asked for none.
+    when the graph asked for none; ``hull_after``: the fine-tuned model's
+    hull check (shown only: the chapter's Q3 asks for MAEs).
     """
 
     model: str
@@ -427,6 +428,7 @@ class ProtocolReport:
     hull: object | None = field(default=None, repr=False)
     fine_tune: object | None = field(default=None, repr=False)
     fine_tune_node: str | None = None
+    hull_after: object | None = field(default=None, repr=False)
     notes: tuple[str, ...] = ()
 
     def as_dict(self) -> dict:
@@ -444,6 +446,7 @@ class ProtocolReport:
             "hull": as_dict_or_none(self.hull),
             "fine_tune_node": self.fine_tune_node,
             "fine_tune": as_dict_or_none(self.fine_tune),
+            "hull_after": as_dict_or_none(self.hull_after),
             "notes": list(self.notes),
         }
 
@@ -504,6 +507,7 @@ def run_protocol(
        result's ``.test`` (``ErrorMetrics`` on the held-out test set) feeds Q3.
     """
     from course_lib import data as ds
+    from course_lib.hull import hull_check
     from course_lib.zero_shot import evaluate
 
     thresholds = thresholds if thresholds is not None else Thresholds.from_config()
@@ -515,10 +519,8 @@ def run_protocol(
     # the zero-shot model has seen none of the frames: parity may use any of them
     parity = ds.subset(frames, min(n_parity, len(frames)), seed=seed)
     zero_shot = evaluate(model, parity, dataset=dataset)
-    hull_result = None
+    hull_result = hull_after = None
     if phases is not None:
-        from course_lib.hull import hull_check
-
         hull_result = hull_check(model, phases)
     measurements = Measurements(
         zero_shot_force_mae_meV_per_A=zero_shot.aligned.force_mae_meV_per_A,
@@ -552,6 +554,8 @@ def run_protocol(
             tuned_force_mae_meV_per_A=tuned.test.force_mae_meV_per_A,
         )
         result = decide(measurements, thresholds)
+        if hull_result is not None and hasattr(tuned, "tuner"):  # shown, not part of Q3
+            hull_after = hull_check(tuned.tuner.model_, phases)
     return ProtocolReport(
         model=zero_shot.model,
         dataset=dataset,
@@ -563,5 +567,6 @@ def run_protocol(
         hull=hull_result,
         fine_tune=tuned,
         fine_tune_node=node,
+        hull_after=hull_after,
         notes=tuple(notes),
     )

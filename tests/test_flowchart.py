@@ -192,7 +192,7 @@ def phases_labelled_by(model, *, flip: float = 0.0):
     """Al-Cu 'phases' labelled by ``model`` itself; ``flip`` eV/atom raises the stable compound."""
     frames = []
     for name, symbols in (("Al", "AlAl"), ("Cu", "CuCu"), ("AlCu", "AlCu"), ("AlCu3", "AlCu3")):
-        atoms = Atoms(symbols, cell=[6.0] * 3, pbc=False)
+        atoms = Atoms(symbols, cell=[10.0] * 3, pbc=True)
         atoms.positions = 2.4 * np.arange(len(atoms))[:, None] * [1, 0.3, 0.1]
         atoms.info["phase"] = name
         frames.append(atoms)
@@ -221,12 +221,15 @@ def test_runner_uses_the_hull_check_for_q2(tiny_mace):
     assert report.flowchart.recommendation == "few-shot-energy-weight"
 
 
-def test_course_flowchart_json_runs_the_real_few_shot_step(capsys, tmp_path, tiny_mace_file):
+def test_course_flowchart_json_runs_the_real_few_shot_step(
+    capsys, tmp_path, tiny_mace, tiny_mace_file
+):
     path = ds.write_dataset(tmp_path / "emt.extxyz", emt_frames(10), {"method": "EMT oracle"})
+    phases = ds.write_dataset(tmp_path / "phases.extxyz", phases_labelled_by(tiny_mace), {})
     code = cli.main(
         [
             "flowchart", "--model", str(tiny_mace_file), "--dataset", str(path),
-            "--n-parity", "2", "--zero-shot-force-mae", "1e-6", "--json",
+            "--phases", str(phases), "--n-parity", "2", "--zero-shot-force-mae", "1e-6", "--json",
         ]
     )  # fmt: skip
     out = capsys.readouterr()
@@ -237,6 +240,7 @@ def test_course_flowchart_json_runs_the_real_few_shot_step(capsys, tmp_path, tin
     assert report["thresholds"]["lock_state"] == "locked"
     assert report["thresholds"]["zero_shot_force_mae_meV_per_A"] == 1e-6
     assert report["fine_tune"]["regime"] == "few-shot"
+    assert report["hull"]["passed"] and report["hull_after"]["model"]
     q3 = next(d for d in report["decisions"] if d["node"] == "Q3")
     assert q3["criteria"][0]["measured"] == report["fine_tune"]["test"]["energy_mae_meV_per_atom"]
 
