@@ -30,6 +30,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 
@@ -462,8 +463,6 @@ class ProtocolReport:
 
 def fine_tunable(model) -> bool:
     """Whether ``finetune`` can train ``model``: a MACE module, MACE file or registered MACE."""
-    import os
-
     if not isinstance(model, (str, os.PathLike)):
         return hasattr(model, "readouts")
     from course_lib.models import REGISTRY, resolve_model_name
