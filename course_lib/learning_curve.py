@@ -50,8 +50,8 @@ METRICS = {
     "force": ("force_mae_meV_per_A", "meV/Å"),
     "energy": ("energy_mae_meV_per_atom", "meV/atom"),
 }
-# Settings that change how a run is shown, not what it computes: left out of the cache key.
-_UNKEYED_SETTINGS = ("progress", "device")
+# FineTuner settings that are not part of a run's key: set per run, keyed apart, or display only.
+_UNKEYED_SETTINGS = ("model", "regime", "seed", "forces_weight", "progress", "device")
 
 # The chapter's table "How much data is enough?": (structures, typical use-case).
 DATA_SIZE_GUIDE = (
@@ -558,10 +558,25 @@ def run_key(
         "n_train": int(n_train),
         "seed": int(seed),
         "energy_only": bool(energy_only),
-        "settings": _jsonable({k: v for k, v in settings.items() if k not in _UNKEYED_SETTINGS}),
+        "settings": _jsonable(settings),
         "train_sha256": frames_hash(train),
         "test_sha256": frames_hash(test),
     }
+
+
+def keyed_settings(regime: str, settings: Mapping) -> dict:
+    """Every ``FineTuner`` setting of a run, defaults filled in, minus those keyed apart.
+
+    An explicit default and an omitted one give the same key, and a changed
+    default in ``FineTuner`` gives a new one. Unknown names fail here.
+    """
+    from course_lib.finetune import FineTuner
+
+    try:
+        params = FineTuner(regime=regime, **settings).get_params()
+    except TypeError as err:
+        raise ValueError(f"not a FineTuner setting: {err}") from None
+    return {k: v for k, v in params.items() if k not in _UNKEYED_SETTINGS}
 
 
 def run_path(key: dict, folder: Path) -> Path:
@@ -586,15 +601,18 @@ def _jsonable(value):
     )
 
 
-def _read_run(path: Path, key: dict) -> CurvePoint | None:
-    """The stored run at ``path`` if it exists, is readable and has exactly this key."""
+def _read_record(path: Path, key: dict) -> dict | None:
+    """The stored record at ``path`` if it exists, is readable and has exactly this key."""
     try:
         record = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    if record.get("key") != key:
-        return None
-    return CurvePoint(**record["point"], cached=True)
+    return record if record.get("key") == key else None
+
+
+def _read_run(path: Path, key: dict) -> CurvePoint | None:
+    record = _read_record(path, key)
+    return CurvePoint(**record["point"], cached=True) if record else None
 
 
 def _write_run(path: Path, key: dict, point: CurvePoint, test_metrics: dict) -> None:
@@ -651,8 +669,12 @@ def run_learning_curve(
     """
     from tqdm.auto import tqdm
 
-    if "forces_weight" in settings:
-        raise ValueError("set energy_only=True instead of forces_weight (it is part of the key)")
+    reserved = sorted(set(settings) & {"seed", "forces_weight", "progress", "model", "out"})
+    if reserved:
+        raise ValueError(
+            f"{reserved} are set by the runner: use seeds=..., energy_only=True (forces_weight=0), "
+            "progress=..., and the model as the first argument"
+        )
     train_pool, test_frames = list(train_pool), list(test_frames)
     ds.validate_frames(train_pool, source="train_pool", require_pbc=False)
     ds.validate_frames(test_frames, source="test_frames", require_pbc=False)
@@ -662,6 +684,7 @@ def run_learning_curve(
     plan = [(n, s) for n in curve_sizes(sizes, len(train_pool)) for s in seed_list]
     folder = Path(cache_dir) if cache_dir is not None else work_dir("learning-curves")
     key_of_model = model_key(model)
+    settings_key = keyed_settings(regime, settings)
     run_settings = {**settings, "forces_weight": 0.0 if energy_only else LossWeights().forces}
     loaded = _LazyModel(model, dtype=settings.get("dtype", "float64"))
 
@@ -675,7 +698,7 @@ def run_learning_curve(
             n_train=n,
             seed=seed,
             energy_only=energy_only,
-            settings=settings,
+            settings=settings_key,
             train=train,
             test=test_frames,
         )
@@ -705,7 +728,7 @@ def run_learning_curve(
     bar.close()
     reference = None
     if zero_shot and model is not None and regime != "scratch":
-        reference = zero_shot_errors(loaded.get(), test_frames)
+        reference = _cached_zero_shot(loaded, key_of_model, test_frames, folder, cache=cache)
     return LearningCurve(
         model=key_of_model,
         regime=regime,
@@ -725,6 +748,18 @@ def zero_shot_errors(model, test_frames: Sequence[Atoms]) -> dict[str, float]:
 
     aligned = evaluate(model, test_frames, dataset="test_frames").aligned
     return {"energy": aligned.energy_mae_meV_per_atom, "force": aligned.force_mae_meV_per_A}
+
+
+def _cached_zero_shot(loaded, key_of_model, test_frames, folder: Path, *, cache: bool) -> dict:
+    """``zero_shot_errors``, stored and reused like a run (keyed by model and test frames)."""
+    key = {"model": key_of_model, "regime": "zero-shot", "test_sha256": frames_hash(test_frames)}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+    path = folder / f"zero-shot-{digest}.json"
+    record = _read_record(path, key) if cache else None
+    if record is None:
+        record = {"key": key, "errors": zero_shot_errors(loaded.get(), test_frames)}
+        ds.atomic_write_text(path, json.dumps(record, indent=2) + "\n")
+    return record["errors"]
 
 
 class _LazyModel:

@@ -140,6 +140,9 @@ def test_cache_returns_identical_numbers_without_retraining(pool_and_test, monke
     strip = [(p.n_train, p.seed, p.force_mae_meV_per_A, p.n_labels) for p in first.points]
     assert strip == [(p.n_train, p.seed, p.force_mae_meV_per_A, p.n_labels) for p in second.points]
     assert first.fit().alpha == second.fit().alpha
+    # an explicit default is the same key as an omitted one
+    lc.run_learning_curve(None, pool, test, **options, batch_size=8, lr=None)
+    assert len(stub.calls) == 6
     # another key trains again: energy-only, other settings, other test frames
     lc.run_learning_curve(None, pool, test, **{**options, "energy_only": True})
     assert len(stub.calls) == 12 and stub.calls[-1][2] == 0.0
@@ -213,6 +216,15 @@ def test_few_shot_curve_has_the_zero_shot_line(pool_and_test, tiny_mace, tmp_pat
     # the readout fit on 6 structures beats the random starting model
     assert curve.points[-1].force_mae_meV_per_A < curve.zero_shot["force"]
     assert "zero-shot" in curve.table()
+    assert len(list(tmp_path.glob("zero-shot-*.json"))) == 1  # stored like the runs
+
+
+def test_runner_rejects_settings_it_sets_itself_and_unknown_ones(pool_and_test):
+    pool, test = pool_and_test
+    with pytest.raises(ValueError, match="energy_only"):
+        lc.run_learning_curve(None, pool, test, regime="scratch", forces_weight=0.0)
+    with pytest.raises(ValueError, match="not a FineTuner setting"):
+        lc.run_learning_curve(None, pool, test, regime="scratch", max_epoch=3)
 
 
 def test_model_file_is_keyed_by_its_sha256(tiny_mace_file):
