@@ -110,13 +110,16 @@ DEFAULT_SETTINGS = DFTSettings()
 
 
 def make_calculator(atoms: Atoms, settings: DFTSettings = DEFAULT_SETTINGS, *, txt=None):
-    """A GPAW calculator for ``atoms``; spin-polarised only when ``atoms`` has initial magmoms."""
+    """A GPAW calculator for ``atoms``; spin-polarised only when ``atoms`` has initial magmoms.
+
+    The k-point grid is fixed here, from the cell of ``atoms``: a relaxation
+    keeps the grid of its starting cell, as MP's relaxations do, so that its
+    energies stay continuous when the cell changes (a grid recomputed at every
+    step jumps, by ~0.1 eV for a metal, when a side crosses a threshold).
+    """
     gpaw = require_gpaw()
-    kpts = (
-        {"size": (1, 1, 1), "gamma": True}
-        if atoms.info.get("molecule")
-        else {"density": settings.kpoint_density, "gamma": settings.gamma_centred}
-    )
+    gamma = True if atoms.info.get("molecule") else settings.gamma_centred
+    kpts = {"size": settings.kpts(atoms), "gamma": gamma}
     return gpaw.GPAW(
         mode={"name": "pw", "ecut": settings.ecut_eV},
         xc=settings.xc,

@@ -365,6 +365,10 @@ RECIPES: dict[str, Recipe] = {
             ),
             seed=12,
             build=mini_mptrj_jobs,
+            notes=(
+                "Each relaxation: BFGS on positions and cell (ASE FrechetCellFilter), fmax "
+                "0.02 eV/Å, at most 8 steps (9 frames), k-point grid fixed from the starting cell."
+            ),
         ),
         Recipe(
             name="li2o-md",
@@ -402,7 +406,8 @@ RECIPES: dict[str, Recipe] = {
             notes=(
                 "O2 is the only spin-polarised (magnetic) calculation: triplet, Γ point only, "
                 "in an 8.0x8.5x9.0 Å box. All other phases, including rocksalt LiO, are computed "
-                "without spin polarisation."
+                "without spin polarisation. The k-point grid of each relaxation is fixed from "
+                "its starting cell."
             ),
         ),
     )
