@@ -302,6 +302,10 @@ def test_widget_sliders_move_the_curve_and_fit_snaps_them():
     explorer.log_log.value = False
     assert explorer.figure.layout.xaxis.type == "linear"
     assert tuple(explorer.figure.layout.xaxis.range) == pytest.approx((0, 525))
+    visible = [n.visible for n in explorer.figure.layout.annotations if n.name]
+    assert visible == [True, False, False, False]  # only the ~50 note lies inside N <= 500
+    explorer.log_log.value = True
+    assert explorer.figure.layout.yaxis.type == "log"
 
 
 def test_snap_sliders_widens_a_range_the_fit_lies_outside():

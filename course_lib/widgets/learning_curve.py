@@ -32,7 +32,11 @@ from course_lib.learning_curve import (
     n_for_target,
     power_law,
 )
-from course_lib.plots.learning_curve import learning_curve_figure, place_guide_notes
+from course_lib.plots.learning_curve import (
+    GUIDE_ANNOTATION,
+    learning_curve_figure,
+    place_guide_notes,
+)
 
 SLIDER_TRACE = "A·N^-α + B (sliders)"
 N_GRID = np.geomspace(1.0, 1e5, 200)  # structures at which the slider law is drawn
@@ -99,15 +103,23 @@ def snap_sliders(sliders: Mapping[str, widgets.Widget], fit: PowerLawFit) -> Non
         slider.value = value
 
 
-def set_log_log(figure: go.Figure, on: bool, *, largest_n: float) -> None:
-    """Log-log or linear axes; linear shows N up to 1.05 ``largest_n`` (the measured range)."""
+def set_log_log(figure: go.Figure, on: bool, *, largest_n: float, largest_mae: float) -> None:
+    """Log-log axes, or linear ones over the measured range (N ≤ 1.05 ``largest_n``, MAE ≤ 1.2 ``largest_mae``).
+
+    Notes of the data-size guide centred beyond 0.9 ``largest_n`` are hidden on linear axes
+    (they would be cut at the edge).
+    """
     with figure.batch_update():
-        figure.update_yaxes(type="log" if on else "linear", autorange=True)
         if on:
             figure.update_xaxes(type="log", autorange=True)
+            figure.update_yaxes(type="log", autorange=True)
         else:
             figure.update_xaxes(type="linear", range=[0, 1.05 * largest_n])
+            figure.update_yaxes(type="linear", range=[0, 1.2 * largest_mae])
         place_guide_notes(figure, log_x=on)
+        for note in figure.layout.annotations:
+            if note.name and note.name.startswith(GUIDE_ANNOTATION):
+                note.visible = on or float(note.name.rsplit(" ", 1)[1]) < 0.9 * largest_n
 
 
 def target_report(
@@ -162,6 +174,9 @@ def learning_curve_explorer(
     )
     figure, output = _figure_widget(base)
     largest = max(row.mean for row in rows)
+    top = max(row.mean + row.std for row in rows)  # MAE range of the linear view
+    if curve.zero_shot:
+        top = max(top, curve.zero_shot[metric])
     exponent = np.log10(start["a"])
     sliders = {
         "a": widgets.FloatLogSlider(
@@ -198,8 +213,8 @@ def learning_curve_explorer(
         log_log=widgets.Checkbox(value=True, description="log-log"),
         target=widgets.FloatText(
             value=target if target is not None else round(0.5 * min(r.mean for r in rows), 3),
-            description=f"target ({unit})",
-            style={"description_width": "90px"},
+            description=f"target MAE ({unit})",
+            style={"description_width": "initial"},
         ),
         message=widgets.HTML(),
         box=widgets.VBox(),
@@ -223,7 +238,7 @@ def learning_curve_explorer(
         on_slider_change()
 
     def on_log_toggle(change) -> None:
-        set_log_log(explorer.figure, change["new"], largest_n=max(curve.sizes))
+        set_log_log(explorer.figure, change["new"], largest_n=max(curve.sizes), largest_mae=top)
         _redraw(explorer.figure, output)
 
     for slider in sliders.values():
