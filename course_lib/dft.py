@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 FINGERPRINT_KEY = "dft_fingerprint"
 SECONDS_KEY = "dft_seconds"
 FAILURES_FILE = "failures.jsonl"
+STALE_LOCK_SECONDS = 3 * 3600  # no single job here takes an hour
 GPAW_INSTALL_HINT = (
     "GPAW is not installed. Install it with:\n"
     "    apt-get install -y libxc-dev libopenblas-dev\n"
@@ -322,7 +323,8 @@ def _claim(out_dir: Path, key: str) -> bool:
     """Take the job ``key`` for this process (a lock file with our pid); False if another has it.
 
     Several runners (``course make-data`` twice, or a pool) can so share one
-    dataset; a lock left by a dead process is taken over.
+    dataset; a lock left by a dead process, or older than
+    ``STALE_LOCK_SECONDS`` (its pid may have been reused), is taken over.
     """
     lock = Path(out_dir) / f".{key}.lock"
     for _ in range(2):
@@ -333,7 +335,8 @@ def _claim(out_dir: Path, key: str) -> bool:
                 owner = int(lock.read_text() or 0)
             except (OSError, ValueError):
                 return False
-            if owner and _alive(owner):
+            fresh = time.time() - lock.stat().st_mtime < STALE_LOCK_SECONDS
+            if owner and _alive(owner) and fresh:
                 return False
             lock.unlink(missing_ok=True)
             continue
