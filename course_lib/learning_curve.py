@@ -120,7 +120,7 @@ class SizeSummary:
 class LearningCurve:
     """All runs of one regime, with the zero-shot (N = 0) errors when a model was given.
 
-    ``model`` is the registry name or the model file's sha256; ``zero_shot``
+    ``model`` is what ``model_key`` says (registry name, file sha256, ...); ``zero_shot``
     maps ``"energy"``/``"force"`` to the starting model's test MAE (energies
     aligned per element, as in ``course_lib.zero_shot``); ``wall_time_s`` is
     the total training time of all runs, cached ones included.
@@ -174,8 +174,7 @@ class LearningCurve:
     def fit(self, metric: str = "force", **options) -> PowerLawFit:
         """``fit_power_law`` on this curve's runs (options: ``n_bootstrap``, ``seed``)."""
         sizes, maes = self.values(metric)
-        seeds = [p.seed for p in self.points]
-        return fit_power_law(sizes, maes, seeds=seeds, metric=metric, **options)
+        return fit_power_law(sizes, maes, metric=metric, **options)
 
     def as_dict(self) -> dict:
         return {
@@ -187,6 +186,18 @@ class LearningCurve:
             "wall_time_s": round(self.wall_time_s, 2),
             "points": [p.as_dict() for p in self.points],
         }
+
+    @classmethod
+    def from_dict(cls, record: Mapping) -> LearningCurve:
+        """The curve ``as_dict`` (or ``course learning-curve --json``'s ``"curve"``) wrote."""
+        return cls(
+            model=record["model"],
+            regime=record["regime"],
+            energy_only=record["energy_only"],
+            points=tuple(CurvePoint(**p) for p in record["points"]),
+            n_test=record["n_test"],
+            zero_shot=record.get("zero_shot"),
+        )
 
     def table(self) -> str:
         lines = [
@@ -333,7 +344,6 @@ def fit_power_law(
     sizes: Sequence[float],
     maes: Sequence[float],
     *,
-    seeds: Sequence[int] | None = None,
     metric: str = "force",
     n_bootstrap: int = 200,
     seed: int = 0,
@@ -344,10 +354,9 @@ def fit_power_law(
     error ``std / sqrt(n_seeds)`` (sizes with one seed, or zero spread, get
     the median relative error of the others). Bounds: ``A > 0``,
     ``0 < α ≤ 5``, ``B ≥ 0``. The bootstrap resamples the runs within each N
-    with replacement and refits (``seed`` seeds it). ``seeds`` is only
-    checked for length; runs are told apart by position.
+    with replacement and refits (``seed`` seeds it).
     """
-    n, y = _checked_runs(sizes, maes, seeds)
+    n, y = _checked_runs(sizes, maes)
     unit = METRICS[metric][1] if metric in METRICS else ""
     groups = [y[n == size] for size in np.unique(n)]
     x = np.unique(n)
@@ -387,7 +396,7 @@ def fit_power_law(
     )
 
 
-def _checked_runs(sizes, maes, seeds) -> tuple[np.ndarray, np.ndarray]:
+def _checked_runs(sizes, maes) -> tuple[np.ndarray, np.ndarray]:
     """Validated per-run sizes and MAEs as float arrays."""
     n = np.asarray(sizes, dtype=float).ravel()
     y = np.asarray(maes, dtype=float).ravel()
@@ -395,8 +404,6 @@ def _checked_runs(sizes, maes, seeds) -> tuple[np.ndarray, np.ndarray]:
         raise LearningCurveInputError(
             f"sizes and maes must have one entry per run; got {len(n)} sizes and {len(y)} maes"
         )
-    if seeds is not None and len(seeds) != len(n):
-        raise LearningCurveInputError(f"got {len(seeds)} seeds for {len(n)} runs")
     if not (np.isfinite(n).all() and np.isfinite(y).all()):
         raise LearningCurveInputError("sizes and maes must be finite; found NaN or inf")
     if (n <= 0).any():
@@ -661,7 +668,8 @@ def run_learning_curve(
     (scratch only). ``settings`` are ``FineTuner`` keywords (``max_epochs``,
     ``solver``, ``architecture``, ...); ``energy_only=True`` sets
     ``forces_weight=0``. ``seeds`` is a count (0, 1, ...) or explicit seeds;
-    one seed draws nested subsets as N grows. Each run is stored under
+    one seed draws nested subsets as N grows. N counts every structure given
+    to training, the validation share (``valid_fraction``) included. Each run is stored under
     ``cache_dir`` (default ``work_dir("learning-curves")``) as soon as it
     finishes; with ``cache=True`` stored runs with the same key are read
     instead of retrained. ``zero_shot`` adds the starting model's test errors

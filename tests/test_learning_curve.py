@@ -203,6 +203,7 @@ def test_runner_trains_a_tiny_scratch_model_end_to_end(pool_and_test, tmp_path):
     energy_only = lc.run_learning_curve(None, pool, test, energy_only=True, **options)
     assert [p.n_labels for p in energy_only.points] == [4]  # one label per structure
     assert "energy only" in energy_only.table()
+    assert lc.LearningCurve.from_dict(json.loads(json.dumps(curve.as_dict()))) == curve
 
 
 def test_few_shot_curve_has_the_zero_shot_line(pool_and_test, tiny_mace, tmp_path):
