@@ -408,13 +408,14 @@ def _checked_runs(sizes, maes) -> tuple[np.ndarray, np.ndarray]:
         raise LearningCurveInputError("sizes and maes must be finite; found NaN or inf")
     if (n <= 0).any():
         raise LearningCurveInputError(
-            f"sizes must be positive numbers of structures, got {sorted(set(n[n <= 0]))}; "
+            f"sizes must be positive numbers of structures, got {sorted(set(n[n <= 0].tolist()))}; "
             "zero-shot (N = 0) is a reference line, not a point of the fit"
         )
     if (y <= 0).any():
         raise LearningCurveInputError(
-            f"maes must be positive, got {sorted(set(y[y <= 0]))} "
-            "(an MAE of exactly zero means the test set was in the training set)"
+            f"maes must be positive, got {sorted(set(y[y <= 0].tolist()))}; "
+            "a mean absolute error is never negative, and zero would mean test data leaked "
+            "into training"
         )
     distinct = len(np.unique(n))
     if distinct < 3:
