@@ -6,8 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System libraries GPAW builds against.
-apt_packages=(libxc-dev libopenblas-dev)
+# System libraries GPAW builds against; Chromium for the real-browser widget tests.
+apt_packages=(libxc-dev libopenblas-dev chromium)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
