@@ -321,10 +321,15 @@ def load_calculator(
     """An ASE calculator for a registered model, ``"auto"``, or a MACE file path."""
     name = resolve_model_name(name_or_path)
     if name in REGISTRY and REGISTRY[name].kind == "chgnet":
+        import contextlib
+        import sys
+
         from chgnet.model import CHGNet, CHGNetCalculator
 
-        model = CHGNet.load(model_name="0.3.0", verbose=False)
-        return CHGNetCalculator(model, use_device=resolve_device(device))
+        # CHGNet prints banners on stdout; keep stdout clean for `--json` output.
+        with contextlib.redirect_stdout(sys.stderr):
+            model = CHGNet.load(model_name="0.3.0", verbose=False)
+            return CHGNetCalculator(model, use_device=resolve_device(device))
     from mace.calculators import MACECalculator
 
     path = model_file(name)

@@ -92,3 +92,19 @@ def test_doctor_reports_versions_and_models(capsys):
     checks = {check["name"]: check for check in json.loads(out.out)}
     assert checks["torch"]["detail"].startswith("2.13.0")
     assert checks["model chgnet-0.3.0"]["ok"]
+
+
+def test_evaluate_json_stays_parseable_with_chatty_models(capsys, tmp_path):
+    from ase.build import bulk
+
+    from course_lib.data import ENERGY_KEY, FORCES_KEY
+
+    cell = bulk("Li2O", "fluorite", a=4.62)
+    cell.info[ENERGY_KEY] = -14.3
+    cell.arrays[FORCES_KEY] = cell.positions * 0
+    path = write_dataset(tmp_path / "li2o.extxyz", [cell], {})
+    code, out = run_cli(
+        capsys, "evaluate", "--model", "chgnet-0.3.0", "--dataset", str(path), "--json"
+    )
+    assert code == 0
+    assert json.loads(out.out)["model"] == "chgnet-0.3.0"
