@@ -7,7 +7,10 @@
   ``l2_pull * sum (w - w_pretrained)^2``. The readout of a frozen MACE is
   linear in the weights of its last linear layers, so ``solver="closed-form"``
   fits them in one pass by ridge (Bayesian) least squares, which also gives
-  a posterior covariance of those weights.
+  a posterior covariance of those weights. Its cost is one backward pass per
+  readout weight (~48 for the small default MACE), about 4-7 gradient
+  epochs, and it lands on the optimum that gradient training approaches
+  only slowly (``bench/bench_finetune.py``).
 * **full**: every parameter trainable, starting from the pre-trained weights.
 * **scratch**: the same architecture (the foundation model's hyper-parameters
   when one is given, else ``MaceArchitecture``) freshly initialised, for the
