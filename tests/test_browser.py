@@ -182,12 +182,12 @@ def test_coverage_widget_redraws_when_the_channel_changes(browser, lab):
     widget = cell_with(page, "coverage_explorer(").locator(".jp-OutputArea").first
     assert widget.locator(".js-plotly-plot").count() >= 1
     screenshot(widget, "03-coverage-widget")
-    title = widget.locator(".js-plotly-plot .gtitle").first.inner_text()
+    title = widget.locator(".js-plotly-plot .gtitle").first.text_content()
     dropdown = widget.locator("select").first
     options = dropdown.locator("option").all_inner_texts()
     other = next(option for option in options if option.strip() and option.strip() not in title)
     dropdown.select_option(label=other)
     page.wait_for_timeout(2000)
-    assert widget.locator(".js-plotly-plot .gtitle").first.inner_text() != title
+    assert widget.locator(".js-plotly-plot .gtitle").first.text_content() != title
     screenshot(widget, "03-coverage-widget-changed")
     page.close()
