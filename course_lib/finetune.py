@@ -895,7 +895,7 @@ def save_model(model: torch.nn.Module, path: str | os.PathLike) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    models._record_hash(str(path.resolve()), ds.sha256_of(path))
+    models.record_sha256(path)
     return path
 
 

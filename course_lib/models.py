@@ -15,10 +15,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-
-import tomllib
 
 from course_lib.config import config_path
 from course_lib.data import atomic_write_text, sha256_of
@@ -49,6 +48,7 @@ class ModelSpec:
     url: str | None = None  # remote file, fetched into the cache
     bundled: Path | None = None  # file shipped in this repository
     sha256: str | None = None  # pinned checksum, when known
+    pretraining_corpus: str | None = None  # bundled dataset the model was trained on, if any
 
     @property
     def filename(self) -> str | None:
@@ -91,6 +91,7 @@ REGISTRY: dict[str, ModelSpec] = {
             description="The course's own small MACE, pre-trained on the bundled mini-MPtrj corpus",
             licence="CC-BY-4.0",
             bundled=MODELS_DIR / "course-mini.model",
+            pretraining_corpus="mini-mptrj",
         ),
     )
 }
@@ -345,6 +346,20 @@ def model_elements(name_or_path: str | os.PathLike = AUTO) -> list[str] | None:
         return chemical_symbols[1:95]
     model = load_mace_model(name, device="cpu")
     return [chemical_symbols[int(z)] for z in model.atomic_numbers]
+
+
+def record_sha256(path: str | os.PathLike) -> str:
+    """Record the sha256 of a model file this course wrote, so later loads verify against it."""
+    path = Path(path)
+    digest = sha256_of(path)
+    _record_hash(str(path.resolve()), digest)
+    return digest
+
+
+def pretraining_corpus(name_or_path: str | os.PathLike) -> str | None:
+    """The bundled dataset a registered model was pre-trained on (for forgetting checks)."""
+    spec = REGISTRY.get(str(name_or_path))
+    return spec.pretraining_corpus if spec else None
 
 
 def _chgnet_installed() -> bool:

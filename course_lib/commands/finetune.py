@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-# The corpus each bundled model was pre-trained on: its held-out split measures forgetting.
-PRETRAINING_CORPUS = {"course-mini": "mini-mptrj"}
-
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -39,14 +36,14 @@ def run(args) -> int:
     from course_lib import data as ds
     from course_lib.cli import print_json
     from course_lib.finetune import LossWeights, run_regime
-    from course_lib.models import resolve_model_name
+    from course_lib.models import pretraining_corpus, resolve_model_name
     from course_lib.paths import work_dir
 
     model = resolve_model_name(args.model)
     frames = ds.read_dataset(args.dataset, require_pbc=False)
     pool, test = ds.train_test_split(frames, seed=args.seed)
     train = ds.subset(pool, args.n, seed=args.seed)
-    corpus = args.forgetting_dataset or PRETRAINING_CORPUS.get(model)
+    corpus = args.forgetting_dataset or pretraining_corpus(model)
     pretraining = None
     if corpus is not None and args.regime != "scratch":
         try:
