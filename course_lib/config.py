@@ -8,10 +8,9 @@ keys can be overridden by ``COURSE_MODE`` and ``COURSE_MODEL``, and
 from __future__ import annotations
 
 import os
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import tomllib
 
 from course_lib.paths import REPO_ROOT
 
