@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "course_lib.commands.notebooks",
     "course_lib.commands.instructor",
     "course_lib.commands.finetune",
+    "course_lib.commands.pretrain",
     "course_lib.commands.make_data",
     "course_lib.commands.coverage",
     "course_lib.commands.learning_curve",

@@ -69,3 +69,7 @@ def tiny_mace_file(tiny_mace, tmp_path):
     path = tmp_path / "tiny.model"
     torch.save(tiny_mace, path)
     return path
+
+
+# JupyterLab and headless Chromium, for the browser tests (one of each per test module).
+from browser_support import browser, lab  # noqa: E402, F401

@@ -1,0 +1,48 @@
+"""``course pretrain``: rebuild course-mini (or a rehearsal of it) from the mini-MPtrj corpus."""
+
+from __future__ import annotations
+
+
+def add_parser(subparsers) -> None:
+    from course_lib.pretrain import COURSE_MINI_EPOCHS
+
+    parser = subparsers.add_parser(
+        "pretrain",
+        help="train course-mini from scratch on the bundled mini-MPtrj corpus",
+        description=(
+            "Train the course's small foundation model from scratch (seeded, deterministic) "
+            "and write it with its model card. The default output is the work directory; "
+            "pass --out data/models/course-mini.model to replace the shipped file (then "
+            "update its sha256 pin in course_lib/models.py)."
+        ),
+    )
+    parser.add_argument("--corpus", default="mini-mptrj", help="dataset name or .extxyz path")
+    parser.add_argument("--out", help="model file (default: <work dir>/pretrain/course-mini.model)")
+    parser.add_argument("--epochs", type=int, default=COURSE_MINI_EPOCHS)
+    parser.add_argument("--limit", type=int, help="train on this many frames only (a rehearsal)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a summary")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from course_lib.cli import print_json
+    from course_lib.paths import work_dir
+    from course_lib.pretrain import pretrain
+
+    if args.epochs < 1:
+        raise ValueError(f"--epochs must be at least 1, got {args.epochs}")
+    out = args.out or work_dir("pretrain") / "course-mini.model"
+    result = pretrain(
+        args.corpus,
+        out=out,
+        max_epochs=args.epochs,
+        seed=args.seed,
+        limit=args.limit,
+        progress=not args.json,
+    )
+    if args.json:
+        print_json(result.as_dict())
+    else:
+        print(result.table())
+    return 0
