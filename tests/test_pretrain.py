@@ -1,0 +1,69 @@
+"""Pre-training in miniature: ``course pretrain`` on a tiny EMT corpus (a rehearsal)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import emt_frames
+
+from course_lib import data as ds
+from course_lib.mace_models import MaceArchitecture
+from course_lib.pretrain import pretrain
+
+TINY = MaceArchitecture(r_max=4.0, hidden_irreps="8x0e", mlp_irreps="8x0e", correlation=2)
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    """Twelve EMT frames, the last three a fixed held-out split, as the bundled corpus has."""
+    frames = emt_frames(12, seed=3)
+    for index, atoms in enumerate(frames):
+        atoms.info["split"] = "test" if index >= 9 else "train"
+    return ds.write_dataset(tmp_path / "tiny-corpus.extxyz", frames, {"method": "EMT (test)"})
+
+
+def test_pretrain_writes_a_model_mace_loads_and_a_card_with_its_numbers(corpus, tmp_path):
+    from mace.calculators import MACECalculator
+
+    result = pretrain(
+        corpus, out=tmp_path / "mini.model", architecture=TINY, max_epochs=3, progress=False
+    )
+    assert result.sha256 == ds.sha256_of(result.model_path)
+    assert (result.n_train_frames, result.n_validation_frames) == (9, 3)
+    assert result.elements == ("Al", "Cu")
+    card = json.loads(result.card_path.with_suffix(".json").read_text())
+    assert card["sha256"] == result.sha256
+    assert card["validation"]["force_mae_meV_per_A"] == pytest.approx(
+        result.validation.force_mae_meV_per_A
+    )
+    assert card["corpus_provenance"]["method"] == "EMT (test)"
+    assert "not for production" in result.card_path.read_text().lower()
+
+    held_out = ds.train_test_split(ds.read_dataset(corpus))[1]
+    calc = MACECalculator(model_paths=str(result.model_path), device="cpu", default_dtype="float64")
+    atoms = held_out[0].copy()
+    atoms.calc = calc
+    forces = atoms.get_forces()
+    error = np.abs(forces - held_out[0].arrays[ds.FORCES_KEY]).mean() * 1e3
+    assert np.isfinite(error) and error < 10 * result.validation.force_mae_meV_per_A + 1
+
+
+def test_pretrain_is_deterministic_for_a_seed(corpus, tmp_path):
+    runs = [
+        pretrain(
+            corpus, out=tmp_path / f"run{i}.model", architecture=TINY, max_epochs=2, progress=False
+        )
+        for i in range(2)
+    ]
+    assert runs[0].validation == runs[1].validation
+    assert runs[0].history.valid_loss == runs[1].history.valid_loss
+
+
+def test_pretrain_limit_marks_the_card_as_a_rehearsal(corpus, tmp_path):
+    result = pretrain(
+        corpus, out=tmp_path / "r.model", architecture=TINY, max_epochs=1, limit=5, progress=False
+    )
+    assert result.n_train_frames == 5
+    assert "Rehearsal model" in result.card_path.read_text()
