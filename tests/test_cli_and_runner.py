@@ -31,6 +31,22 @@ def test_evaluate_json_reports_raw_and_aligned_errors(capsys, tmp_path, frames, 
     assert set(report["offsets_eV"]) == {"Al", "Cu"}
 
 
+def test_evaluate_by_key_splits_frames_into_groups_that_add_up(capsys, tmp_path, tiny_mace_file):
+    from conftest import emt_frames
+
+    frames = emt_frames(6)
+    for index, atoms in enumerate(frames):
+        atoms.info["temperature_K"] = 300.0 if index < 4 else 1200.0
+    path = write_dataset(tmp_path / "emt.extxyz", frames, {"method": "EMT test oracle"})
+    argv = ["--model", str(tiny_mace_file), "--dataset", str(path), "--by", "temperature_K"]
+    code, out = run_cli(capsys, "evaluate", *argv, "--json")
+    assert code == 0
+    groups = json.loads(out.out)["aligned_by"]["groups"]
+    assert {k: g["n_frames"] for k, g in groups.items()} == {"300.0": 4, "1200.0": 2}
+    code, out = run_cli(capsys, "evaluate", *argv)
+    assert "temperature_K = 1200.0 (aligned)" in out.out
+
+
 def test_bad_input_is_an_error_message_not_a_traceback(capsys):
     code, out = run_cli(capsys, "evaluate", "--dataset", "no-such-dataset")
     assert code == 2

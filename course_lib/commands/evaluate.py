@@ -14,6 +14,11 @@ def add_parser(subparsers) -> None:
         help="evaluate on this fixed split only (frames with info['split'])",
     )
     parser.add_argument("--limit", type=int, default=None, help="first N frames only")
+    parser.add_argument(
+        "--by",
+        metavar="KEY",
+        help="also report aligned errors per value of info[KEY], e.g. temperature_K",
+    )
     parser.add_argument("--json", action="store_true")
     parser.set_defaults(func=run)
 
@@ -28,8 +33,17 @@ def run(args) -> int:
         frames = [atoms for atoms in frames if atoms.info.get("split") == args.split]
     frames = frames[: args.limit] if args.limit else frames
     result = evaluate(args.model, frames, dataset=str(args.dataset), progress=not args.json)
+    groups = result.metrics_by(args.by) if args.by else {}
     if args.json:
-        print_json(result.as_dict())
-    else:
-        print(result.table())
+        payload = result.as_dict()
+        if args.by:
+            payload["aligned_by"] = {
+                "key": args.by,
+                "groups": {str(value): m.as_dict() for value, m in groups.items()},
+            }
+        print_json(payload)
+        return 0
+    print(result.table())
+    for value, metrics in groups.items():
+        print(f"\n{args.by} = {value} (aligned)\n{metrics.table()}")
     return 0
