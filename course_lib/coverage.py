@@ -39,6 +39,8 @@ from ase import Atoms
 from ase.data import atomic_numbers, chemical_symbols
 from matscipy.neighbours import neighbour_list
 
+from course_lib.data import atomic_output
+
 logger = logging.getLogger(__name__)
 
 N_Z = 119  # atomic numbers 0..118 encode element keys as base-119 digits
@@ -242,9 +244,7 @@ class CoverageHistograms:
             "n_frames": self.n_frames,
             "metadata": self.metadata,
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.tmp.npz")
-        try:
+        with atomic_output(path, suffix=".npz") as tmp:
             np.savez_compressed(
                 tmp,
                 header=np.array(json.dumps(header)),
@@ -254,9 +254,6 @@ class CoverageHistograms:
                 triplet_counts=_compact_ints(self.triplet_counts),
                 element_counts=self.element_counts,
             )
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
         return path
 
     @classmethod

@@ -40,7 +40,6 @@ import copy
 import inspect
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -886,15 +885,8 @@ def save_model(model: torch.nn.Module, path: str | os.PathLike) -> Path:
     from course_lib import models
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with ds.atomic_output(path) as tmp:
         torch.save(copy.deepcopy(model).cpu(), tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     models.record_sha256(path)
     return path
 

@@ -124,3 +124,12 @@ def test_evaluate_json_stays_parseable_with_chatty_models(capsys, tmp_path):
     )
     assert code == 0
     assert json.loads(out.out)["model"] == "chgnet-0.3.0"
+
+
+def test_building_the_command_line_imports_neither_torch_nor_mace():
+    import subprocess
+    import sys
+
+    code = "import sys, course_lib.cli as c; c.build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -105,3 +105,24 @@ def test_labels_count_energy_plus_three_force_components_per_atom(frames):
 def test_filter_elements_keeps_only_that_chemistry(frames):
     assert all(set(a.get_chemical_symbols()) == {"Cu"} for a in ds.filter_elements(frames, ["Cu"]))
     assert ds.filter_elements([Atoms("H2O")], ["Cu"]) == []
+
+
+def test_atomic_output_replaces_only_on_success_with_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    from course_lib.data import atomic_output
+
+    path = tmp_path / "result.txt"
+    path.write_text("previous")
+    with pytest.raises(RuntimeError), atomic_output(path) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("interrupted")
+    assert path.read_text() == "previous"
+    with atomic_output(path) as tmp:
+        tmp.write_text("new")
+    assert path.read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["result.txt"]
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask

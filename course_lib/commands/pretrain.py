@@ -4,8 +4,6 @@ from __future__ import annotations
 
 
 def add_parser(subparsers) -> None:
-    from course_lib.pretrain import COURSE_MINI_EPOCHS
-
     parser = subparsers.add_parser(
         "pretrain",
         help="train course-mini from scratch on the bundled mini-MPtrj corpus",
@@ -18,7 +16,7 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("--corpus", default="mini-mptrj", help="dataset name or .extxyz path")
     parser.add_argument("--out", help="model file (default: <work dir>/pretrain/course-mini.model)")
-    parser.add_argument("--epochs", type=int, default=COURSE_MINI_EPOCHS)
+    parser.add_argument("--epochs", type=int, help="training epochs (default: course-mini's)")
     parser.add_argument("--limit", type=int, help="train on this many frames only (a rehearsal)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a summary")
@@ -28,15 +26,16 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     from course_lib.cli import print_json
     from course_lib.paths import work_dir
-    from course_lib.pretrain import pretrain
+    from course_lib.pretrain import COURSE_MINI_EPOCHS, pretrain
 
-    if args.epochs < 1:
-        raise ValueError(f"--epochs must be at least 1, got {args.epochs}")
+    epochs = COURSE_MINI_EPOCHS if args.epochs is None else args.epochs
+    if epochs < 1:
+        raise ValueError(f"--epochs must be at least 1, got {epochs}")
     out = args.out or work_dir("pretrain") / "course-mini.model"
     result = pretrain(
         args.corpus,
         out=out,
-        max_epochs=args.epochs,
+        max_epochs=epochs,
         seed=args.seed,
         limit=args.limit,
         progress=not args.json,
