@@ -260,6 +260,36 @@ def n_atoms(frames: Sequence[Atoms]) -> np.ndarray:
     return np.array([len(atoms) for atoms in frames])
 
 
+def force_scale_meV_per_A(frames: Sequence[Atoms]) -> float:
+    """Mean |F| component of the DFT labels, meV/Å: the size a force MAE is read against.
+
+    Predicting zero force everywhere has exactly this MAE.
+    """
+    return float(np.abs(np.concatenate(forces(frames))).mean() * 1e3)
+
+
+def group_indices(frames: Sequence[Atoms], key: str) -> dict[object, list[int]]:
+    """Indices of the frames per value of ``info[key]`` (None where absent), in ascending order.
+
+    Values that do not compare (mixed types, None) are ordered by their text.
+    """
+    groups: dict[object, list[int]] = {}
+    for index, atoms in enumerate(frames):
+        groups.setdefault(atoms.info.get(key), []).append(index)
+    try:
+        order = sorted(groups)
+    except TypeError:
+        order = sorted(groups, key=str)
+    return {value: groups[value] for value in order}
+
+
+def group_by(frames: Sequence[Atoms], key: str) -> dict[object, list[Atoms]]:
+    """Frames grouped by ``info[key]``, e.g. ``"temperature_K"`` (see ``group_indices``)."""
+    return {
+        value: [frames[i] for i in indices] for value, indices in group_indices(frames, key).items()
+    }
+
+
 def n_labels(frames: Sequence[Atoms], *, with_forces: bool = True) -> int:
     """Scalar labels a training set offers: one energy, plus 3N force components if used."""
     count = len(frames)

@@ -7,6 +7,10 @@ from dataclasses import dataclass
 from course_lib.config import CourseConfig, load_config
 
 
+class MaceRequiredError(RuntimeError):
+    """A notebook step trains a MACE model, and the configured model is not one."""
+
+
 @dataclass(frozen=True)
 class NotebookSettings:
     """What a notebook runs with; printed at its top so every number has a source."""
@@ -23,6 +27,21 @@ class NotebookSettings:
 
     def dataset(self, role: str) -> str:
         return self.config.datasets[role]
+
+    def require_mace(self, purpose: str) -> None:
+        """Raise ``MaceRequiredError`` saying what to change unless the model is a MACE model.
+
+        ``purpose`` names what needs it, e.g. "fine-tuning and committees".
+        """
+        from course_lib.flowchart import fine_tunable
+
+        if not fine_tunable(self.model):
+            raise MaceRequiredError(
+                f"{purpose} train the readouts of a MACE model, and this notebook runs with "
+                f'{self.model!r}, which is not one. Set model = "course-mini" (bundled, works '
+                "offline) or a MACE-MP-0 model in course.toml, or the environment variable "
+                "COURSE_MODEL, and restart the kernel."
+            )
 
     def __str__(self) -> str:
         via = "" if self.model == self.model_requested else f" (from '{self.model_requested}')"

@@ -72,6 +72,78 @@ class ErrorMetrics:
 
 
 @dataclass(frozen=True)
+class GroupedErrors:
+    """Errors of one model per value of a per-frame ``info`` key (e.g. MD temperature).
+
+    A force MAE means little without the size of the forces it is made on:
+    hot MD frames have larger forces, so a larger MAE there may be the same
+    *relative* error. ``force_scale_meV_per_A`` is each group's mean |F|
+    component of the DFT labels (the MAE of predicting zero force), and
+    ``relative_force_error`` the force MAE divided by it.
+    """
+
+    key: str
+    metrics: dict  # info value -> ErrorMetrics
+    force_scale_meV_per_A: dict  # info value -> float
+
+    def relative_force_error(self, value) -> float:
+        return self.metrics[value].force_mae_meV_per_A / self.force_scale_meV_per_A[value]
+
+    def ratios(self, low, high) -> dict[str, float]:
+        """Group ``high`` over group ``low``: energy MAE, force MAE, force scale, relative force error."""
+        a, b = self.metrics[low], self.metrics[high]
+        return {
+            "energy_mae": b.energy_mae_meV_per_atom / a.energy_mae_meV_per_atom,
+            "force_mae": b.force_mae_meV_per_A / a.force_mae_meV_per_A,
+            "force_scale": self.force_scale_meV_per_A[high] / self.force_scale_meV_per_A[low],
+            "relative_force_error": self.relative_force_error(high)
+            / self.relative_force_error(low),
+        }
+
+    def comparison(self, low=None, high=None, *, tolerance: float = 0.2) -> str:
+        """One sentence, from the numbers: is group ``high`` (default last) harder than ``low`` (first)?
+
+        Harder when its energy MAE or its relative force error exceeds
+        ``low``'s by more than ``tolerance`` (a fraction); easier when both
+        are below by more than that; otherwise about as hard.
+        """
+        values = list(self.metrics)
+        low = values[0] if low is None else low
+        high = values[-1] if high is None else high
+        r = self.ratios(low, high)
+        worse = [r["energy_mae"], r["relative_force_error"]]
+        if max(worse) > 1 + tolerance:
+            verdict = "harder than"
+        elif max(worse) < 1 - tolerance:
+            verdict = "easier than"
+        else:
+            verdict = f"about as hard as (within {tolerance:.0%})"
+        name = self.key.removesuffix("_K").replace("_", " ")
+        high, low = _label(high), _label(low)
+        return (
+            f"{name} {high} vs {low}: energy MAE x{r['energy_mae']:.2f}, force MAE "
+            f"x{r['force_mae']:.2f} on DFT forces x{r['force_scale']:.2f} larger, so the relative "
+            f"force error is x{r['relative_force_error']:.2f}. For this model the {high} "
+            f"frames are {verdict} the {low} frames."
+        )
+
+    def table(self) -> str:
+        lines = [
+            f"{self.key:>14} {'frames':>6} {'E MAE':>8} {'F MAE':>8} {'DFT |F|':>8} {'F MAE/|F|':>9}",
+            f"{'':>14} {'':>6} {'meV/at':>8} {'meV/Å':>8} {'meV/Å':>8} {'':>9}",
+        ]
+        for value, m in self.metrics.items():
+            lines.append(
+                f"{_label(value):>14} {m.n_frames:>6} {m.energy_mae_meV_per_atom:>8.1f} "
+                f"{m.force_mae_meV_per_A:>8.0f} {self.force_scale_meV_per_A[value]:>8.0f} "
+                f"{self.relative_force_error(value):>9.0%}"
+            )
+        return "\n".join(lines)
+
+    __str__ = table
+
+
+@dataclass(frozen=True)
 class ZeroShotResult:
     """Raw and reference-aligned errors of one model on one dataset."""
 
@@ -93,17 +165,13 @@ class ZeroShotResult:
             "offsets_eV": self.offsets_eV,
         }
 
+    def errors_by(self, key: str) -> GroupedErrors:
+        """Aligned errors per value of a per-frame ``info`` key, with each group's force scale."""
+        return errors_by(self.frames, self.aligned_predictions, key)
+
     def metrics_by(self, key: str) -> dict:
         """Aligned errors per value of a per-frame ``info`` key, e.g. ``"temperature_K"``."""
-        groups: dict = {}
-        for index, atoms in enumerate(self.frames):
-            groups.setdefault(atoms.info.get(key), []).append(index)
-        return {
-            value: error_metrics(
-                [self.frames[i] for i in idx], _take(self.aligned_predictions, idx)
-            )
-            for value, idx in sorted(groups.items(), key=lambda kv: str(kv[0]))
-        }
+        return self.errors_by(key).metrics
 
     def table(self) -> str:
         raw, aligned = self.raw.table().splitlines(), self.aligned.table().splitlines()
@@ -278,6 +346,27 @@ def evaluate(
         aligned_predictions=aligned,
         frames=list(frames),
     )
+
+
+def errors_by(frames: Sequence[Atoms], predictions: Predictions, key: str) -> GroupedErrors:
+    """``error_metrics`` per value of ``info[key]`` (e.g. ``"temperature_K"``), with force scales."""
+    groups = ds.group_indices(frames, key)
+    subsets = {value: [frames[i] for i in idx] for value, idx in groups.items()}
+    return GroupedErrors(
+        key=key,
+        metrics={
+            value: error_metrics(subsets[value], _take(predictions, idx))
+            for value, idx in groups.items()
+        },
+        force_scale_meV_per_A={
+            value: ds.force_scale_meV_per_A(group) for value, group in subsets.items()
+        },
+    )
+
+
+def _label(value) -> str:
+    """A group's value as text: numbers without trailing zeros (300.0 -> "300")."""
+    return f"{value:g}" if isinstance(value, (int, float, np.number)) else str(value)
 
 
 def _take(predictions: Predictions, indices: Sequence[int]) -> Predictions:

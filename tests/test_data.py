@@ -102,6 +102,31 @@ def test_labels_count_energy_plus_three_force_components_per_atom(frames):
     assert ds.n_labels(frames) == 6 + 3 * sum(len(a) for a in frames)
 
 
+def test_group_by_keeps_order_within_groups_and_sorts_the_values(frames):
+    for atoms, temperature in zip(frames, (1200.0, 300.0, 1200.0, 300.0, 300.0, 1200.0)):
+        atoms.info["temperature_K"] = temperature
+    groups = ds.group_by(frames, "temperature_K")
+    assert list(groups) == [300.0, 1200.0]  # by value, not by text ("1200" < "300")
+    assert groups[300.0] == [frames[1], frames[3], frames[4]]
+    assert ds.group_indices(frames, "temperature_K")[1200.0] == [0, 2, 5]
+    del frames[0].info["temperature_K"]  # a frame without the key: its own group, no error
+    mixed = ds.group_indices(frames, "temperature_K")
+    assert mixed == {1200.0: [2, 5], 300.0: [1, 3, 4], None: [0]}  # ordered by text then
+
+
+def test_force_scale_is_the_mae_of_predicting_zero_force(frames):
+    from course_lib.zero_shot import Predictions, error_metrics
+
+    zero = Predictions(
+        model="zero",
+        energies=ds.energies(frames),
+        forces=[np.zeros_like(f) for f in ds.forces(frames)],
+    )
+    assert ds.force_scale_meV_per_A(frames) == pytest.approx(
+        error_metrics(frames, zero).force_mae_meV_per_A
+    )
+
+
 def test_filter_elements_keeps_only_that_chemistry(frames):
     assert all(set(a.get_chemical_symbols()) == {"Cu"} for a in ds.filter_elements(frames, ["Cu"]))
     assert ds.filter_elements([Atoms("H2O")], ["Cu"]) == []

@@ -85,3 +85,71 @@ def test_chgnet_zero_shot_on_a_periodic_cell_is_physical():
     # Newton's third law: the forces inside a periodic cell sum to zero.
     assert np.abs(predictions.forces[0].sum(axis=0)).max() < 1e-4
     assert -6.5 < predictions.energies[0] / len(cell) < -3.5  # MP (PBE) Li2O: about -4.8 eV/atom
+
+
+def planted_by_temperature(frames, *, energy_meV_per_atom, force_factor):
+    """Predictions off by a set energy per atom and by ``force_factor`` x the DFT forces, per group."""
+    energies, forces = [], []
+    for atoms, f in zip(frames, ds.forces(frames)):
+        t = atoms.info["temperature_K"]
+        energies.append(atoms.info[ds.ENERGY_KEY] + energy_meV_per_atom[t] * 1e-3 * len(atoms))
+        forces.append(f * (1 + force_factor[t]))
+    return zs.Predictions(model="planted", energies=np.array(energies), forces=forces)
+
+
+def test_errors_by_group_read_force_errors_against_the_size_of_the_forces(frames):
+    hot = [a.copy() for a in frames[:3]]
+    for atoms in hot:  # the same structures, forces twice as large: "hot" frames
+        atoms.arrays[ds.FORCES_KEY] = 2 * atoms.arrays[ds.FORCES_KEY]
+        atoms.info["temperature_K"] = 1200.0
+    cold = [a.copy() for a in frames[:3]]
+    for atoms in cold:
+        atoms.info["temperature_K"] = 300.0
+    both = hot + cold
+    same = zs.errors_by(
+        both,
+        planted_by_temperature(
+            both,
+            energy_meV_per_atom={300.0: 10, 1200.0: 10},
+            force_factor={300.0: 0.5, 1200.0: 0.5},
+        ),
+        "temperature_K",
+    )
+    assert list(same.metrics) == [300.0, 1200.0]
+    ratios = same.ratios(300.0, 1200.0)
+    assert ratios["force_mae"] == pytest.approx(2.0)  # twice the MAE ...
+    assert ratios["force_scale"] == pytest.approx(2.0)  # ... on twice the forces
+    assert ratios["relative_force_error"] == pytest.approx(1.0)
+    assert same.relative_force_error(300.0) == pytest.approx(0.5)
+    assert same.metrics[1200.0].energy_mae_meV_per_atom == pytest.approx(10.0)
+    assert "are about as hard as" in same.comparison()
+    assert "1200" in same.table() and "50%" in same.table()
+    harder = zs.errors_by(
+        both,
+        planted_by_temperature(
+            both,
+            energy_meV_per_atom={300.0: 10, 1200.0: 30},
+            force_factor={300.0: 0.5, 1200.0: 0.5},
+        ),
+        "temperature_K",
+    )
+    assert "1200 frames are harder than the 300 frames" in harder.comparison()
+    easier = zs.errors_by(
+        both,
+        planted_by_temperature(
+            both, energy_meV_per_atom={300.0: 10, 1200.0: 5}, force_factor={300.0: 0.5, 1200.0: 0.1}
+        ),
+        "temperature_K",
+    )
+    assert "are easier than" in easier.comparison()
+
+
+def test_zero_shot_result_groups_its_aligned_errors(frames):
+    for i, atoms in enumerate(frames):
+        atoms.info["temperature_K"] = 1200.0 if i % 2 else 300.0
+    from ase.calculators.emt import EMT
+
+    result = zs.evaluate(EMT(), frames)  # the labels' own oracle: any calculator will do
+    assert list(result.metrics_by("temperature_K")) == [300.0, 1200.0]
+    assert result.metrics_by("temperature_K")[300.0].n_frames == 3
+    assert result.errors_by("temperature_K").metrics == result.metrics_by("temperature_K")

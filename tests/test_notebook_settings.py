@@ -1,0 +1,22 @@
+"""The settings banner every notebook prints, and its guard for steps that train MACE."""
+
+from __future__ import annotations
+
+import pytest
+
+from course_lib.notebook import MaceRequiredError, notebook_settings
+
+
+def test_settings_name_the_model_mode_and_datasets(monkeypatch):
+    monkeypatch.setenv("COURSE_MODE", "full")
+    settings = notebook_settings(model="chgnet-0.3.0", seed=3)
+    assert not settings.fast and settings.seed == 3
+    assert settings.dataset("target") == "li2o-md"
+    assert "mode: full" in str(settings) and "chgnet-0.3.0" in str(settings)
+
+
+def test_require_mace_stops_a_non_mace_model_with_what_to_change(tiny_mace_file):
+    with pytest.raises(MaceRequiredError, match="'chgnet-0.3.0', which is not one.*course.toml"):
+        notebook_settings(model="chgnet-0.3.0").require_mace("Fine-tuning and committees")
+    notebook_settings(model="course-mini").require_mace("Fine-tuning")  # registered MACE
+    notebook_settings(model=str(tiny_mace_file)).require_mace("Fine-tuning")  # a MACE file
