@@ -344,6 +344,20 @@ def subset(frames: Sequence[Atoms], n: int, *, seed: int = 0) -> list[Atoms]:
     return [frames[i] for i in order[:n]]
 
 
+def subset_by(frames: Sequence[Atoms], key: str, n: int | None, *, seed: int = 0) -> list[Atoms]:
+    """Up to ``n`` frames of each ``info[key]`` group (seeded, ``subset``); None: every frame.
+
+    Groups follow ``group_by``'s order; a group smaller than ``n`` is taken whole.
+    """
+    if n is None:
+        return list(frames)
+    return [
+        atoms
+        for group in group_by(frames, key).values()
+        for atoms in subset(group, min(n, len(group)), seed=seed)
+    ]
+
+
 def filter_elements(frames: Iterable[Atoms], elements: Iterable[str]) -> list[Atoms]:
     """Frames made only of ``elements`` (the chapter's "filter to your chemistry")."""
     allowed = set(elements)

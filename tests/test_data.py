@@ -114,6 +114,16 @@ def test_group_by_keeps_order_within_groups_and_sorts_the_values(frames):
     assert mixed == {1200.0: [2, 5], 300.0: [1, 3, 4], None: [0]}  # ordered by text then
 
 
+def test_subset_by_takes_up_to_n_of_each_group(frames):
+    for atoms, temperature in zip(frames, (1200.0, 300.0, 1200.0, 300.0, 300.0, 1200.0)):
+        atoms.info["temperature_K"] = temperature
+    two_each = ds.subset_by(frames, "temperature_K", 2, seed=1)
+    assert [a.info["temperature_K"] for a in two_each] == [300.0, 300.0, 1200.0, 1200.0]
+    assert two_each[:2] == ds.subset(ds.group_by(frames, "temperature_K")[300.0], 2, seed=1)
+    assert len(ds.subset_by(frames, "temperature_K", 10)) == 6  # small groups taken whole
+    assert ds.subset_by(frames, "temperature_K", None) == frames
+
+
 def test_force_scale_is_the_mae_of_predicting_zero_force(frames):
     from course_lib.zero_shot import Predictions, error_metrics
 
