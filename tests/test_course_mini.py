@@ -1,0 +1,81 @@
+"""The shipped course-mini: the file the registry pins, and the model the model card describes.
+
+The stored predictions catch an accidental retrain or a changed file; after a deliberate
+retrain (``course pretrain --out data/models/course-mini.model``) update the registry pin and
+``REFERENCE`` below from the new file, on purpose.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from ase.build import bulk
+
+from course_lib import data as ds
+from course_lib.models import REGISTRY, load_mace_model, model_file
+from course_lib.zero_shot import error_metrics, predict
+
+SPEC = REGISTRY["course-mini"]
+CARD = SPEC.bundled.with_suffix(".json")
+#: The card states this bound; the shipped model must stay below it on the corpus's held-out split.
+HELD_OUT_FORCE_MAE_BOUND_meV_per_A = 150.0
+
+# Energies (eV) of three fixed structures, float64, from the shipped file.
+REFERENCE_ENERGIES_eV = {
+    "MgO-rocksalt": -12.2497599945,
+    "Li2O-antifluorite": -54.3713580543,
+    "Si-diamond": -10.8032937638,
+}
+
+
+def fixed_structures() -> dict:
+    li2o = bulk("Li2O", "fluorite", a=4.65, cubic=True)
+    li2o.rattle(0.05, seed=1)  # off equilibrium, so forces are not zero by symmetry
+    return {
+        "MgO-rocksalt": bulk("MgO", "rocksalt", a=4.25),
+        "Li2O-antifluorite": li2o,
+        "Si-diamond": bulk("Si", "diamond", a=5.47),
+    }
+
+
+def test_shipped_file_matches_the_pinned_sha256_and_is_small():
+    path = model_file("course-mini")
+    assert SPEC.sha256 is not None, "pin course-mini's sha256 in the registry"
+    assert ds.sha256_of(path) == SPEC.sha256
+    assert path.stat().st_size < 5e6
+    assert json.loads(CARD.read_text())["sha256"] == SPEC.sha256
+
+
+def test_predictions_on_three_fixed_structures_match_the_stored_values():
+    model = load_mace_model("course-mini", device="cpu", dtype="float64")
+    structures = fixed_structures()
+    energies = predict(model, list(structures.values()), compute_stress=False).energies
+    for (name, expected), energy in zip(REFERENCE_ENERGIES_eV.items(), energies, strict=True):
+        assert energy == pytest.approx(expected, abs=1e-6), name
+
+
+def test_mace_calculator_loads_the_shipped_file_and_agrees_with_the_course_loader():
+    from mace.calculators import MACECalculator
+
+    calc = MACECalculator(
+        model_paths=str(model_file("course-mini")), device="cpu", default_dtype="float64"
+    )
+    atoms = fixed_structures()["Li2O-antifluorite"]
+    atoms.calc = calc
+    energy, forces = atoms.get_potential_energy(), atoms.get_forces()
+    assert energy == pytest.approx(REFERENCE_ENERGIES_eV["Li2O-antifluorite"], abs=1e-6)
+    assert np.abs(forces.sum(axis=0)).max() < 1e-8  # no net force on a periodic cell
+
+
+def test_held_out_force_error_is_below_the_stated_bound_and_matches_the_card():
+    frames = ds.train_test_split(ds.read_dataset(SPEC.pretraining_corpus))[1]
+    model = load_mace_model("course-mini", device="cpu", dtype="float64")
+    metrics = error_metrics(frames, predict(model, frames, compute_stress=False))
+    card = json.loads(CARD.read_text())
+    assert metrics.force_mae_meV_per_A < HELD_OUT_FORCE_MAE_BOUND_meV_per_A
+    assert metrics.force_mae_meV_per_A == pytest.approx(
+        card["validation"]["force_mae_meV_per_A"], rel=1e-6
+    )
+    assert card["corpus_sha256"] == ds.sha256_of(ds.dataset_path(SPEC.pretraining_corpus))
