@@ -9,6 +9,7 @@ here, so ``course models`` does not pay for importing torch unless it must.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import logging
@@ -41,10 +42,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_json_stream = None  # the real stdout while a --json command runs (see json_stdout)
+
+
 def print_json(payload) -> None:
     """Print ``payload`` as indented JSON on stdout (the ``--json`` output of every command)."""
-    json.dump(payload, sys.stdout, indent=2, default=str)
-    sys.stdout.write("\n")
+    stream = _json_stream or sys.stdout
+    json.dump(payload, stream, indent=2, default=str)
+    stream.write("\n")
+
+
+@contextlib.contextmanager
+def json_stdout():
+    """Keep stdout for ``print_json`` alone: anything else printed meanwhile goes to stderr.
+
+    Libraries print on stdout (mace-torch announces missing cuequivariance when
+    imported, CHGNet prints banners), which would break ``course ... --json | jq``.
+    """
+    global _json_stream
+    _json_stream = sys.stdout
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        _json_stream = None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,8 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    quiet = json_stdout() if getattr(args, "json", False) else contextlib.nullcontext()
     try:
-        return int(args.func(args) or 0)
+        with quiet:
+            return int(args.func(args) or 0)
     except (FileNotFoundError, ValueError, RuntimeError) as err:
         print(f"course {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+from conftest import emt_frames
 
 from course_lib import cli, runner
 from course_lib.data import write_dataset
@@ -133,3 +134,14 @@ def test_building_the_command_line_imports_neither_torch_nor_mace():
     code = "import sys, course_lib.cli as c; c.build_parser(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_json_output_stays_parseable_when_libraries_print_on_import(tmp_path, tiny_mace_file):
+    import subprocess
+    import sys
+
+    path = write_dataset(tmp_path / "emt.extxyz", emt_frames(3), {"method": "EMT test oracle"})
+    argv = ["evaluate", "--model", str(tiny_mace_file), "--dataset", str(path), "--json"]
+    code = f"import sys; from course_lib.cli import main; sys.exit(main({argv!r}))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout)["raw"]["n_frames"] == 3
