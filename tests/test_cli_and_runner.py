@@ -33,8 +33,6 @@ def test_evaluate_json_reports_raw_and_aligned_errors(capsys, tmp_path, frames, 
 
 
 def test_evaluate_by_key_splits_frames_into_groups_that_add_up(capsys, tmp_path, tiny_mace_file):
-    from conftest import emt_frames
-
     frames = emt_frames(6)
     for index, atoms in enumerate(frames):
         atoms.info["temperature_K"] = 300.0 if index < 4 else 1200.0
