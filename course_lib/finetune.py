@@ -42,7 +42,7 @@ import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import mace  # noqa: F401  (import mace before e3nn: e3nn alone fails on torch 2.13)
@@ -135,6 +135,17 @@ class TrainingHistory:
 
     def as_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
+
+    @classmethod
+    def from_dict(cls, record: Mapping) -> TrainingHistory:
+        """The inverse of ``as_dict``, e.g. for the history stored in a model card."""
+        names = [f.name for f in fields(cls)]
+        missing = sorted(set(names) - set(record))
+        if missing:
+            raise KeyError(f"a training history needs {missing}; got keys {sorted(record)}")
+        return cls(
+            **{n: tuple(record[n]) if isinstance(record[n], list) else record[n] for n in names}
+        )
 
     def table(self) -> str:
         lines = [
@@ -1029,4 +1040,112 @@ def run_regime(
         fit_time_s=fit_time,
         test_predictions=predictions,
         tuner=tuner,
+    )
+
+
+# --------------------------------------------------------------------------- regimes compared
+
+
+@dataclass(frozen=True)
+class RegimeFrames:
+    """The frames regimes are compared on: N training structures and one fixed test set.
+
+    ``train`` is a seeded subset of the dataset's training split (``pool_size``
+    structures), ``test`` its held-out split, the same for every regime and N.
+    ``pretraining`` is the held-out split of the model's pre-training corpus
+    (to measure forgetting), None without a corpus.
+    """
+
+    dataset: str
+    train: list[Atoms] = field(repr=False)
+    test: list[Atoms] = field(repr=False)
+    pool_size: int
+    corpus: str | None
+    pretraining: list[Atoms] | None = field(repr=False)
+
+    def table(self) -> str:
+        lines = [
+            f"{self.dataset}: {len(self.train)} training structures (of a pool of "
+            f"{self.pool_size}), {len(self.test)} held-out test structures",
+            f"labels in training: {ds.n_labels(self.train, with_forces=False)} energy-only, "
+            f"{ds.n_labels(self.train)} with forces (1 + 3 x atoms per structure)",
+        ]
+        if self.pretraining is not None:
+            lines.append(
+                f"forgetting measured on {len(self.pretraining)} held-out frames of {self.corpus}"
+            )
+        return "\n".join(lines)
+
+    __str__ = table
+
+
+def regime_frames(
+    dataset: str | os.PathLike,
+    *,
+    n: int | None = None,
+    seed: int = 0,
+    corpus: str | os.PathLike | None = None,
+) -> RegimeFrames:
+    """Split ``dataset`` (fixed splits kept), draw ``n`` training structures (None: all).
+
+    ``corpus`` names the pre-training corpus whose held-out split measures
+    forgetting (``course_lib.models.pretraining_corpus(model)``).
+    """
+    frames = ds.read_dataset(dataset, require_pbc=False)
+    pool, test = ds.train_test_split(frames, seed=seed)
+    train = ds.subset(pool, len(pool) if n is None else n, seed=seed)
+    pretraining = None
+    if corpus is not None:
+        pretraining = ds.train_test_split(ds.read_dataset(corpus), seed=0)[1]
+    return RegimeFrames(
+        dataset=Path(dataset).stem,
+        train=train,
+        test=test,
+        pool_size=len(pool),
+        corpus=None if corpus is None else Path(corpus).stem,
+        pretraining=pretraining,
+    )
+
+
+def compare_regimes(results: Mapping[str, RegimeResult]) -> str:
+    """One table of several regimes on the same test set, zero-shot (E aligned) first.
+
+    Columns: training structures and labels, fit time (s), test energy
+    (meV/atom) and force (meV/Å) MAE, and the force MAE on the pre-training
+    corpus's held-out frames before -> after (forgetting; "-" if not measured).
+    """
+    header = (
+        f"{'':<26} {'N':>4} {'labels':>7} {'fit s':>6} {'E meV/atom':>11} {'F meV/Å':>8}"
+        f"  {'corpus F meV/Å':>16}"
+    )
+    lines = [header]
+    start = next((r for r in results.values() if r.zero_shot is not None), None)
+    if start is not None:
+        lines.append(
+            _comparison_row(
+                "zero-shot (E aligned)", 0, 0, None, start.zero_shot.aligned,
+                start.forgetting_before, None,
+            )
+        )  # fmt: skip
+    for label, r in results.items():
+        lines.append(
+            _comparison_row(
+                label, r.n_train, r.n_labels, r.fit_time_s, r.test, r.forgetting_before,
+                r.forgetting,
+            )
+        )  # fmt: skip
+    return "\n".join(lines)
+
+
+def _comparison_row(label, n, labels, fit_s, test, before, after) -> str:
+    fit = "-" if fit_s is None else f"{fit_s:.1f}"
+    if before is None:
+        corpus = "-"
+    elif after is None:
+        corpus = f"{before.force_mae_meV_per_A:.1f}"
+    else:
+        corpus = f"{before.force_mae_meV_per_A:.1f} -> {after.force_mae_meV_per_A:.1f}"
+    return (
+        f"{label:<26} {n:>4} {labels:>7} {fit:>6} {test.energy_mae_meV_per_atom:>11.2f} "
+        f"{test.force_mae_meV_per_A:>8.1f}  {corpus:>16}"
     )

@@ -19,7 +19,7 @@ import json
 import os
 import platform
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +86,83 @@ class PretrainResult:
         )
 
     __str__ = table
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """A model card read back: the numbers (``result``), the text, and what the card declares.
+
+    ``result`` is the ``PretrainResult`` the card was written from, its paths
+    those of the files found here; ``rehearsal`` is True for a model trained
+    on a subset of its corpus. In a notebook the card displays as its Markdown.
+    """
+
+    result: PretrainResult
+    rehearsal: bool
+    licence: str
+    intended_use: str
+    markdown: str = field(repr=False)
+
+    @property
+    def history(self) -> TrainingHistory:
+        return self.result.history
+
+    def element_table(self) -> str:
+        """Held-out errors per element: energy MAE over frames containing it, force MAE on its atoms."""
+        forces = self.result.validation.force_mae_by_element_meV_per_A
+        lines = [f"{'element':<8} {'E meV/atom':>10} {'F meV/Å':>8}"]
+        for element, energy in self.result.energy_mae_by_element_meV_per_atom.items():
+            lines.append(f"{element:<8} {energy:>10.1f} {forces.get(element, np.nan):>8.1f}")
+        return "\n".join(lines)
+
+    def table(self) -> str:
+        lines = [self.result.table(), f"licence {self.licence}; intended use: {self.intended_use}"]
+        if self.rehearsal:
+            lines.append("rehearsal model: trained on a subset of its corpus")
+        return "\n".join(lines)
+
+    __str__ = table
+
+    def _repr_markdown_(self) -> str:
+        return self.markdown
+
+
+def read_model_card(model: str | os.PathLike = "course-mini") -> ModelCard:
+    """The card written next to a MACE model's file, wherever the registry finds that file.
+
+    ``model`` is a registered name or a model file; the card is the
+    ``.json`` (and ``.md``) beside it, as ``write_model_card`` leaves them.
+    """
+    from course_lib.models import model_file
+
+    model_path = model_file(model)
+    path = model_path.with_suffix(".json")
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{model} has no model card at {path}; `course pretrain --out {model_path}` "
+            "writes a model together with its card"
+        )
+    record = json.loads(path.read_text())
+    markdown = path.with_suffix(".md")
+    fields_of_result = {f.name for f in fields(PretrainResult)}
+    values = {k: v for k, v in record.items() if k in fields_of_result}
+    result = PretrainResult(
+        **values
+        | {
+            "model_path": model_path,
+            "card_path": markdown,
+            "elements": tuple(record["elements"]),
+            "validation": ErrorMetrics(**record["validation"]),
+            "history": TrainingHistory.from_dict(record["history"]),
+        }
+    )
+    return ModelCard(
+        result=result,
+        rehearsal=bool(record.get("rehearsal_on_a_subset", False)),
+        licence=record.get("licence", ""),
+        intended_use=record.get("intended_use", ""),
+        markdown=markdown.read_text() if markdown.is_file() else f"```\n{result.table()}\n```",
+    )
 
 
 def energy_mae_by_element(frames: Sequence[Atoms], predictions: Predictions) -> dict[str, float]:

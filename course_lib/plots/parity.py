@@ -6,15 +6,20 @@ and returns a plotly ``Figure``; nothing here predicts or trains.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from course_lib import data as ds
+from course_lib.plots import colours
 
 _LAYOUT = dict(template="plotly_white", width=520, height=480)
 
 
-def _diagonal(fig: go.Figure, low: float, high: float) -> None:
+def _diagonal(fig: go.Figure, low: float, high: float, **subplot) -> None:
+    """The y = x line; ``subplot`` (``row=``, ``col=``) places it in one panel of a grid."""
     fig.add_trace(
         go.Scatter(
             x=[low, high],
@@ -23,7 +28,8 @@ def _diagonal(fig: go.Figure, low: float, high: float) -> None:
             line=dict(color="grey", dash="dash"),
             showlegend=False,
             hoverinfo="skip",
-        )
+        ),
+        **subplot,
     )
 
 
@@ -119,6 +125,93 @@ def error_histograms(result, *, nbins: int = 40, **layout) -> go.Figure:
         **{**_LAYOUT, "width": 620, "height": 380, **layout},
     )
     return fig
+
+
+def regime_parity(
+    results: Mapping, frames, *, quantity: str = "forces", zero_shot: bool = True, **layout
+) -> go.Figure:
+    """DFT vs model on the same test frames, one panel per regime, side by side.
+
+    ``results`` maps labels to ``course_lib.finetune.RegimeResult``s tested on
+    ``frames``. With ``zero_shot`` the first panel is the starting model
+    (its energies aligned per element on these frames, as in notebook 02).
+    ``quantity`` is ``"forces"`` (components, eV/Å, coloured by element) or
+    ``"energy"`` (eV/atom); each panel's title gives its MAE.
+    """
+    if quantity not in ("forces", "energy"):
+        raise ValueError(f"quantity must be 'forces' or 'energy', got {quantity!r}")
+    panels = _regime_panels(results, zero_shot=zero_shot, energy=quantity == "energy")
+    for title, predictions, _ in panels:
+        if len(predictions.energies) != len(frames):
+            raise ValueError(
+                f"{title}: {len(predictions.energies)} predictions for {len(frames)} frames; "
+                "pass the test frames the results were scored on"
+            )
+    fig = make_subplots(
+        rows=1,
+        cols=len(panels),
+        shared_yaxes=True,
+        subplot_titles=[_panel_title(title, metrics, quantity) for title, _, metrics in panels],
+    )
+    if quantity == "forces":
+        reference = np.concatenate(ds.forces(frames)).ravel()
+        symbols = np.repeat(np.concatenate([a.get_chemical_symbols() for a in frames]), 3)
+        groups = {element: symbols == element for element in sorted(set(symbols))}
+        unit = "force component (eV/Å)"
+    else:
+        reference = ds.energies(frames) / ds.n_atoms(frames)
+        groups = {"frames": np.ones(len(frames), dtype=bool)}
+        unit = "energy (eV/atom)"
+    values = [reference]
+    for col, (_, predictions, _) in enumerate(panels, start=1):
+        predicted = (
+            np.concatenate(predictions.forces).ravel()
+            if quantity == "forces"
+            else predictions.energies / ds.n_atoms(frames)
+        )
+        values.append(predicted)
+        for (name, mask), colour in zip(groups.items(), colours(len(groups))):
+            fig.add_trace(
+                go.Scatter(
+                    x=reference[mask],
+                    y=predicted[mask],
+                    mode="markers",
+                    name=name,
+                    legendgroup=name,
+                    showlegend=col == 1 and len(groups) > 1,
+                    marker=dict(size=4, opacity=0.6, color=colour),
+                ),
+                row=1,
+                col=col,
+            )
+        fig.update_xaxes(title_text=f"DFT {unit}", row=1, col=col)
+    low = float(min(v.min() for v in values))
+    high = float(max(v.max() for v in values))
+    for col in range(1, len(panels) + 1):
+        _diagonal(fig, low, high, row=1, col=col)
+    fig.update_yaxes(title_text=f"model {unit}", row=1, col=1)
+    size = dict(width=120 + 280 * len(panels), height=400)
+    fig.update_layout(**{**_LAYOUT, **size, **layout})
+    return fig
+
+
+def _regime_panels(results: Mapping, *, zero_shot: bool, energy: bool) -> list[tuple]:
+    """(title, predictions, metrics) per panel; the zero-shot panel first when asked for."""
+    panels = []
+    start = next((r.zero_shot for r in results.values() if r.zero_shot is not None), None)
+    if zero_shot and start is not None:
+        if energy:
+            panels.append(("zero-shot (aligned)", start.aligned_predictions, start.aligned))
+        else:
+            panels.append(("zero-shot", start.predictions, start.raw))
+    panels += [(label, r.test_predictions, r.test) for label, r in results.items()]
+    return panels
+
+
+def _panel_title(title: str, metrics, quantity: str) -> str:
+    if quantity == "forces":
+        return f"{title}<br>MAE {metrics.force_mae_meV_per_A:.0f} meV/Å"
+    return f"{title}<br>MAE {metrics.energy_mae_meV_per_atom:.1f} meV/atom"
 
 
 def _group_indices(keys: list) -> dict:

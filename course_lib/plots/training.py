@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from course_lib.plots import colours
+
 _LAYOUT = dict(template="plotly_white", width=900, height=420)
 _PANELS = (
     ("energy_mae", "energy MAE (meV/atom)"),
@@ -31,8 +33,7 @@ def training_curves(
     if not isinstance(histories, Mapping):
         histories = {"": histories}
     fig = make_subplots(rows=1, cols=2, subplot_titles=[title for _, title in _PANELS])
-    colours = _colours(len(histories))
-    for (label, history), colour in zip(histories.items(), colours):
+    for (label, history), colour in zip(histories.items(), colours(len(histories))):
         for col, (key, title) in enumerate(_PANELS, start=1):
             valid = getattr(history, f"valid_{key}")
             name = f"{label} validation".strip()
@@ -84,14 +85,19 @@ def training_curves(
     return fig
 
 
-def regime_errors(results: Sequence, *, zero_shot: bool = True, **layout) -> go.Figure:
+def regime_errors(results: Sequence | Mapping, *, zero_shot: bool = True, **layout) -> go.Figure:
     """Test energy and force MAE of each regime as bars, with the zero-shot start for reference.
 
     ``results`` are ``RegimeResult``s (e.g. few-shot, full, scratch at the
-    same N); the hover text gives training structures, labels and fit time.
+    same N), labelled by their regime, or a mapping ``label -> RegimeResult``
+    (e.g. two few-shot variants); the hover text gives training structures,
+    labels and fit time.
     """
+    if isinstance(results, Mapping):
+        names, results = list(results), list(results.values())
+    else:
+        names = [r.regime for r in results]
     fig = make_subplots(rows=1, cols=2, subplot_titles=[title for _, title in _PANELS])
-    names = [r.regime for r in results]
     start = next((r.zero_shot for r in results if r.zero_shot is not None), None)
     for col, (key, _) in enumerate(_PANELS, start=1):
         attribute = "energy_mae_meV_per_atom" if key == "energy_mae" else "force_mae_meV_per_A"
@@ -104,7 +110,7 @@ def regime_errors(results: Sequence, *, zero_shot: bool = True, **layout) -> go.
                     f"{r.n_train} structures, {r.n_labels} labels, {r.fit_time_s:.0f} s"
                     for r in results
                 ],
-                marker_color=_colours(len(results)),
+                marker_color=colours(len(results)),
                 showlegend=False,
             ),
             row=1,
@@ -120,10 +126,3 @@ def regime_errors(results: Sequence, *, zero_shot: bool = True, **layout) -> go.
             )
     fig.update_layout(**{**_LAYOUT, **layout})
     return fig
-
-
-def _colours(n: int) -> list[str]:
-    import plotly.colors
-
-    palette = plotly.colors.qualitative.Plotly
-    return [palette[i % len(palette)] for i in range(n)]
