@@ -67,8 +67,8 @@ class PretrainResult:
     def as_dict(self) -> dict:
         payload = {k: v for k, v in self.__dict__.items() if k != "history"}
         payload["validation"] = self.validation.as_dict()
-        payload["model_path"] = str(self.model_path)
-        payload["card_path"] = str(self.card_path)
+        payload["model_path"] = _shown_path(self.model_path)
+        payload["card_path"] = _shown_path(self.card_path)
         return payload
 
     def table(self) -> str:
@@ -268,6 +268,14 @@ def write_model_card(result: PretrainResult, *, provenance: dict, limited: bool)
     return result.card_path
 
 
+def _shown_path(path: Path) -> str:
+    """``path`` relative to the repository when it lies inside it, as a user would type it."""
+    from course_lib.paths import REPO_ROOT
+
+    path = Path(path).resolve()
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+
+
 def _card_markdown(result: PretrainResult, provenance: dict, limited: bool) -> str:
     v = result.validation
     arch = ", ".join(f"{k}={val}" for k, val in result.architecture.items())
@@ -289,8 +297,8 @@ course has a real foundation model offline whose training data students can insp
 
 ## Intended use
 Teaching the foundation-model paradigm (zero-shot, fine-tuning, coverage, uncertainty)
-on laptop CPUs. **Not for production simulations**: its corpus is about a thousand
-frames, not MPtrj's 1.6 million. Licence: {LICENCE}.
+on laptop CPUs. **Not for production simulations**: its corpus has
+{result.n_train_frames + result.n_validation_frames} frames, MPtrj about 1.6 million. Licence: {LICENCE}.
 
 ## Architecture
 MACE (`ScaleShiftMACE`), {arch}.
@@ -304,9 +312,9 @@ frames; {result.n_validation_frames} frames of held-out relaxations for validati
 
 ## Training
 Seed {result.seed}; {result.epochs_run} epochs (best validation at epoch {result.best_epoch});
-wall time {result.wall_time_s / 60:.1f} min on CPU; loss weights energy/forces = 1/10
-(per-atom energies); trained in float32, saved in float64. Rebuild with
-`course pretrain --out {result.model_path.name}` (see `course pretrain --help`).
+wall time {result.wall_time_s / 60:.1f} min on {os.cpu_count()} CPU cores; loss weights
+energy/forces = 1/10 (per-atom energies); trained in float32, saved in float64. Rebuild with
+`course pretrain --out {_shown_path(result.model_path)}` (see `course pretrain --help`).
 
 ## Errors on the held-out relaxations
 Energy MAE {v.energy_mae_meV_per_atom:.1f} meV/atom, force MAE {v.force_mae_meV_per_A:.1f} meV/Å
