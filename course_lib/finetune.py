@@ -432,7 +432,7 @@ def readout_linears(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
     return layers
 
 
-def _readout_design(model, batch, layers, *, with_forces: bool):
+def readout_design_rows(model, batch, layers, *, with_forces: bool):
     """Energy and force design matrices of one batch: d(E, F)/d(readout weights).
 
     Returns (energy rows [n_graphs, P], force rows [3 n_atoms, P] or None,
@@ -511,7 +511,7 @@ def fit_readouts_closed_form(
     for batch in graph_loader(frames, model, batch_size=batch_size):
         energy_rows, force_rows, energy, forces = (
             None if t is None else t.double().cpu().numpy()
-            for t in _readout_design(model, batch.to(device), layers, with_forces=with_forces)
+            for t in readout_design_rows(model, batch.to(device), layers, with_forces=with_forces)
         )
         n_atoms = np.diff(batch.ptr.numpy())[:, None]
         last = first + len(n_atoms)
@@ -581,7 +581,7 @@ def readout_energy_std(
     device = next(model.parameters()).device
     variances = []
     for batch in graph_loader(frames, model, batch_size=batch_size):
-        rows = _readout_design(model, batch.to(device), layers, with_forces=False)[0]
+        rows = readout_design_rows(model, batch.to(device), layers, with_forces=False)[0]
         rows = rows.double().cpu().numpy()
         variances.append(np.einsum("ij,jk,ik->i", rows, posterior.covariance, rows))
     return np.sqrt(np.clip(np.concatenate(variances), 0.0, None))

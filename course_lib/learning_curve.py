@@ -61,6 +61,9 @@ DATA_SIZE_GUIDE = (
     (5000, "phase diagrams, finite-temperature thermodynamics"),
     (50000, "approaching DFT quality on the target system"),
 )
+ALPHA_BOUNDS = (1e-3, 5.0)  # the range of α the fit searches
+# The chapter's empirical range of the learning exponent α of force errors.
+CHAPTER_ALPHA = (0.3, 0.5)
 
 
 class LearningCurveInputError(ValueError):
@@ -228,7 +231,8 @@ class TargetEstimate:
     ``n_low``/``n_high`` are the 16th and 84th percentiles over bootstrap fits
     (``inf`` where the target is below the floor in that many fits);
     ``reachable_fraction`` is the share of bootstrap fits whose floor lies
-    below the target.
+    below the target. ``measured`` is the (smallest, largest) N the fit saw:
+    an ``n`` outside it is an extrapolation of the law, and the message says so.
     """
 
     target: float
@@ -238,6 +242,7 @@ class TargetEstimate:
     n_high: float
     reachable_fraction: float
     floor: float
+    measured: tuple[int, int] | None = None
 
     @property
     def reachable(self) -> bool:
@@ -252,11 +257,23 @@ class TargetEstimate:
             )
         text = f"{self.target:g} {self.unit} needs N ≈ {_fmt_n(self.n)} structures"
         if np.isnan(self.reachable_fraction):
-            return text + " (no bootstrap: one seed per size)"
-        return (
-            f"{text} (68% bootstrap range {_fmt_n(self.n_low)}-{_fmt_n(self.n_high)}; "
-            f"reachable in {100 * self.reachable_fraction:.0f}% of bootstrap fits)"
-        )
+            text += " (no bootstrap: one seed per size)"
+        else:
+            text += (
+                f" (68% bootstrap range {_fmt_n(self.n_low)}-{_fmt_n(self.n_high)}; "
+                f"reachable in {100 * self.reachable_fraction:.0f}% of bootstrap fits)"
+            )
+        return text + self._extrapolation()
+
+    def _extrapolation(self) -> str:
+        if self.measured is None:
+            return ""
+        smallest, largest = self.measured
+        if self.n < smallest:
+            return f"; below the smallest measured N = {smallest}, an extrapolation"
+        if self.n > largest:
+            return f"; beyond the largest measured N = {largest}, an extrapolation"
+        return ""
 
     def as_dict(self) -> dict:
         return {**dataclasses.asdict(self), "reachable": self.reachable}
@@ -313,6 +330,7 @@ class PowerLawFit:
             n_high=float(high),
             reachable_fraction=float(reachable),
             floor=self.b,
+            measured=(min(self.sizes), max(self.sizes)),
         )
 
     def as_dict(self) -> dict:
@@ -335,6 +353,90 @@ class PowerLawFit:
         return "\n".join([head, *(f"{name:<{width}}  {value}" for name, value in rows)])
 
     __str__ = table
+
+
+@dataclass(frozen=True)
+class AlphaVerdict:
+    """A measured α against an expected range, or the reasons this curve cannot pin it.
+
+    ``relation`` is ``"inside"`` (α within ``expected``), ``"consistent"``
+    (outside, but within 2σ of it), ``"steeper"`` or ``"shallower"`` (more
+    than 2σ above or below), or ``"not pinned"`` with ``reasons`` saying why.
+    """
+
+    alpha: float
+    alpha_std: float
+    expected: tuple[float, float]
+    relation: str
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def pinned(self) -> bool:
+        return not self.reasons
+
+    def message(self) -> str:
+        low, high = self.expected
+        measured = f"α = {self.alpha:.2f} ± {self.alpha_std:.2f}"
+        if not self.pinned:
+            return (
+                f"{measured}, but this curve cannot pin α: {'; '.join(self.reasons)}. "
+                f"It neither confirms nor refutes the chapter's {low:g}-{high:g}."
+            )
+        return {
+            "inside": f"{measured} lies inside the chapter's {low:g}-{high:g}",
+            "consistent": f"{measured} is consistent with the chapter's {low:g}-{high:g} within 2σ",
+            "steeper": f"{measured} is steeper than the chapter's {low:g}-{high:g} (by more than 2σ)",
+            "shallower": (
+                f"{measured} is shallower than the chapter's {low:g}-{high:g} (by more than 2σ)"
+            ),
+        }[self.relation]
+
+    __str__ = message
+
+
+def alpha_verdict(
+    fit: PowerLawFit, expected: tuple[float, float] = CHAPTER_ALPHA, *, min_span: float = 10.0
+) -> AlphaVerdict:
+    """Compare the fitted α with ``expected``, unless the curve is too short or noisy to pin it.
+
+    α is not pinned when the sizes span less than ``min_span`` (a decade by
+    default: over a shorter range α and B trade off against each other), when
+    there is no bootstrap (one seed per size), when α sits at a bound of the
+    fit, or when its bootstrap standard deviation exceeds half its value or
+    the width of ``expected`` (then the comparison cannot discriminate).
+    """
+    reasons = []
+    span = max(fit.sizes) / min(fit.sizes)
+    if span < min_span:
+        reasons.append(f"the sizes span a factor {span:.0f} only, less than {min_span:g}")
+    if not np.isfinite(fit.alpha_std):
+        reasons.append("one seed per size gives no bootstrap uncertainty")
+    elif fit.alpha_std > 0.5 * fit.alpha:
+        reasons.append(f"its bootstrap uncertainty {fit.alpha_std:.2f} exceeds half its value")
+    elif fit.alpha_std > expected[1] - expected[0]:
+        reasons.append(
+            f"its bootstrap uncertainty {fit.alpha_std:.2f} exceeds the width of the range "
+            f"{expected[0]:g}-{expected[1]:g}"
+        )
+    if fit.alpha >= 0.99 * ALPHA_BOUNDS[1] or fit.alpha <= 1.01 * ALPHA_BOUNDS[0]:
+        reasons.append(f"the fit sits at the bound α = {fit.alpha:.3g}")
+    low, high = expected
+    sigma = fit.alpha_std if np.isfinite(fit.alpha_std) else 0.0
+    if reasons:
+        relation = "not pinned"
+    elif low <= fit.alpha <= high:
+        relation = "inside"
+    elif low - 2 * sigma <= fit.alpha <= high + 2 * sigma:
+        relation = "consistent"
+    else:
+        relation = "steeper" if fit.alpha > high else "shallower"
+    return AlphaVerdict(
+        alpha=fit.alpha,
+        alpha_std=fit.alpha_std,
+        expected=(float(low), float(high)),
+        relation=relation,
+        reasons=tuple(reasons),
+    )
 
 
 # --------------------------------------------------------------------------- the fit
@@ -425,16 +527,21 @@ def _checked_runs(sizes, maes) -> tuple[np.ndarray, np.ndarray]:
     return n, y
 
 
+_ROUNDING = 1e-6  # relative spread of identical training runs that rounding alone produces
+
+
 def _means_and_sigmas(groups, *, fallback=None) -> tuple[np.ndarray, np.ndarray, bool]:
     """Mean of each group and the standard error of that mean, with a fallback where unknown.
 
     ``fallback``: relative errors to use where a group cannot give one
     (bootstrap draws of identical runs); else the median relative error of
-    the groups that have one, else 10%.
+    the groups that have one, else 10%. A spread below ``_ROUNDING`` of the
+    mean is rounding noise, not a seed spread (every seed drew the same
+    structures, as when N is the whole pool), and counts as unknown.
     """
     means = np.array([g.mean() for g in groups])
     sigmas = np.array([g.std(ddof=1) / np.sqrt(len(g)) if len(g) > 1 else 0.0 for g in groups])
-    known = sigmas > 1e-12 * means
+    known = sigmas > _ROUNDING * means
     if fallback is not None:
         relative = np.asarray(fallback)
     elif known.any():
@@ -457,7 +564,7 @@ def _weighted_fit(x, y, sigma) -> np.ndarray:
     from scipy.optimize import minimize_scalar
 
     w2 = 1.0 / np.asarray(sigma, dtype=float) ** 2
-    grid = np.geomspace(1e-3, 5.0, 241)
+    grid = np.geomspace(*ALPHA_BOUNDS, 241)
     costs = _linear_part(grid, x, y, w2)[0]
     i = int(np.argmin(costs))
     best = minimize_scalar(
@@ -513,7 +620,10 @@ def _metric_attribute(metric: str) -> str:
 
 
 def _fmt_n(n: float) -> str:
-    return "∞" if not np.isfinite(n) else f"{n:,.0f}"
+    """Structures for a message: ∞, two significant digits below 10, else a whole number."""
+    if not np.isfinite(n):
+        return "∞"
+    return f"{n:.2g}" if n < 10 else f"{n:,.0f}"
 
 
 # --------------------------------------------------------------------------- cache keys
@@ -697,9 +807,8 @@ def run_learning_curve(
     run_settings = {**settings, "forces_weight": 0.0 if energy_only else LossWeights().forces}
     loaded = _LazyModel(model, dtype=settings.get("dtype", "float64"))
 
-    points = []
-    bar = tqdm(plan, desc=f"{regime} learning curve", disable=not progress)
-    for n, seed in bar:
+    runs = []
+    for n, seed in plan:
         train = ds.subset(train_pool, n, seed=seed)
         key = run_key(
             model=key_of_model,
@@ -712,26 +821,36 @@ def run_learning_curve(
             test=test_frames,
         )
         path = run_path(key, folder)
-        point = _read_run(path, key) if cache else None
-        if point is None:
+        runs.append((n, seed, train, key, path, _read_run(path, key) if cache else None))
+    todo = [run for run in runs if run[-1] is None]
+    if todo and _shares_one_design(regime, settings):
+        shared = SharedClosedForm(
+            loaded.get(), [run[2] for run in todo], test_frames, **run_settings
+        )
+        train_one = shared.fit
+    else:
+
+        def train_one(train, seed):
             result = run_regime(
-                loaded.get(),
-                train,
-                test_frames,
-                regime=regime,
-                seed=seed,
-                progress=False,
+                loaded.get(), train, test_frames, regime=regime, seed=seed, progress=False,
                 **run_settings,
-            )
+            )  # fmt: skip
+            return result.test, result.n_labels, result.fit_time_s
+
+    points = []
+    bar = tqdm(runs, desc=f"{regime} learning curve", disable=not progress)
+    for n, seed, train, key, path, point in bar:
+        if point is None:
+            test_metrics, n_labels, fit_time_s = train_one(train, seed)
             point = CurvePoint(
                 n_train=n,
                 seed=seed,
-                energy_mae_meV_per_atom=result.test.energy_mae_meV_per_atom,
-                force_mae_meV_per_A=result.test.force_mae_meV_per_A,
-                n_labels=result.n_labels,
-                fit_time_s=result.fit_time_s,
+                energy_mae_meV_per_atom=test_metrics.energy_mae_meV_per_atom,
+                force_mae_meV_per_A=test_metrics.force_mae_meV_per_A,
+                n_labels=n_labels,
+                fit_time_s=fit_time_s,
             )
-            _write_run(path, key, point, result.test.as_dict())
+            _write_run(path, key, point, test_metrics.as_dict())
         points.append(point)
         bar.set_postfix(N=n, seed=seed, F=f"{point.force_mae_meV_per_A:.0f} meV/Å")
     bar.close()
@@ -746,6 +865,192 @@ def run_learning_curve(
         n_test=len(test_frames),
         zero_shot=reference,
     )
+
+
+# --------------------------------------------------------------------------- closed form, shared
+
+
+def _shares_one_design(regime: str, settings: Mapping) -> bool:
+    """Whether the runs can share ``SharedClosedForm``'s design pass (same numbers as ``run_regime``)."""
+    from course_lib.finetune import FineTuner
+
+    params = FineTuner(regime=regime, **settings).get_params()
+    return (
+        regime == "few-shot"
+        and params["solver"] == "closed-form"
+        and params["trainable"] == "readouts"
+        and params["e0s"] == "refit"
+    )
+
+
+@dataclass(frozen=True)
+class ReadoutDesign:
+    """What the closed-form readout fit needs of each structure, computed once for many fits.
+
+    For structure i with n_i atoms: ``energy_rows[i]`` is dE_i/d(readout
+    weights, then E0 per model element) in eV per unit parameter,
+    ``force_rows[i]`` (3n_i x weights) is dF_i/d(readout weights) in eV/Å,
+    ``energies[i]`` (eV) and ``forces[i]`` (n_i x 3, eV/Å) the frozen
+    model's predictions. The model is linear in these parameters, so a fit's
+    predictions are these plus rows · Δ, exactly. ``force_rows`` is None when
+    computed without forces.
+    """
+
+    energy_rows: np.ndarray
+    force_rows: list[np.ndarray] | None
+    energies: np.ndarray
+    forces: list[np.ndarray] | None
+    n_weights: int
+
+    def predict(self, delta: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Energies (eV) and forces (eV/Å) after adding ``delta`` to the parameters."""
+        weights = delta[: self.n_weights]
+        forces = [
+            f + (rows @ weights).reshape(-1, 3) for f, rows in zip(self.forces, self.force_rows)
+        ]
+        return self.energies + self.energy_rows @ delta, forces
+
+
+def readout_design(
+    model, frames: Sequence[Atoms], *, with_forces: bool = True, batch_size: int = 16
+) -> ReadoutDesign:
+    """``ReadoutDesign`` of ``frames`` for a frozen MACE ``model`` (the closed form's columns).
+
+    With forces this costs one backward pass per readout weight and batch:
+    the price of one closed-form fit on ``frames``, paid once for every subset.
+    """
+    from course_lib.finetune import readout_design_rows, readout_linears
+    from course_lib.graphs import graph_loader
+    from course_lib.mace_models import model_elements
+    from course_lib.zero_shot import composition_matrix
+
+    layers = readout_linears(model)
+    device = next(model.parameters()).device
+    parts = {"energy_rows": [], "energies": [], "force_rows": [], "forces": []}
+    for batch in graph_loader(frames, model, batch_size=batch_size):
+        energy_rows, force_rows, energies, forces = (
+            None if t is None else t.double().cpu().numpy()
+            for t in readout_design_rows(model, batch.to(device), layers, with_forces=with_forces)
+        )
+        parts["energy_rows"].append(energy_rows)
+        parts["energies"].append(energies)
+        if with_forces:
+            ptr = batch.ptr.cpu().numpy()
+            for low, high in zip(ptr[:-1], ptr[1:]):
+                parts["force_rows"].append(force_rows[3 * low : 3 * high])
+                parts["forces"].append(forces[low:high])
+    composition = composition_matrix(frames, model_elements(model))
+    return ReadoutDesign(
+        energy_rows=np.hstack([np.concatenate(parts["energy_rows"]), composition]),
+        force_rows=parts["force_rows"] if with_forces else None,
+        energies=np.concatenate(parts["energies"]),
+        forces=parts["forces"] if with_forces else None,
+        n_weights=sum(layer.weight.numel() for layer in layers.values()),
+    )
+
+
+def solve_readouts(
+    design: ReadoutDesign,
+    frames: Sequence[Atoms],
+    *,
+    energy_weight: float,
+    forces_weight: float,
+    ridge: float,
+) -> np.ndarray:
+    """Δ(readout weights, E0s) of ``finetune.fit_readouts_closed_form`` on ``frames``.
+
+    The same weighted least squares: energies per atom with weight
+    ``energy_weight / n_structures``, force components with ``forces_weight /
+    n_components``, and the ridge ``ridge * mean(diag A'WA)`` on the weights only.
+    """
+    n_atoms = ds.n_atoms(frames)[:, None]
+    rows = design.energy_rows / n_atoms
+    target = (ds.energies(frames) - design.energies) / n_atoms[:, 0]
+    normal = energy_weight / len(frames) * rows.T @ rows
+    rhs = energy_weight / len(frames) * rows.T @ target
+    if forces_weight > 0:
+        rows = np.vstack(design.force_rows)
+        target = np.concatenate([(f - p).ravel() for f, p in zip(ds.forces(frames), design.forces)])
+        weight = forces_weight / len(target)
+        normal[: design.n_weights, : design.n_weights] += weight * rows.T @ rows
+        rhs[: design.n_weights] += weight * rows.T @ target
+    penalty = np.zeros(len(rhs))
+    penalty[: design.n_weights] = ridge * np.mean(np.diag(normal)[: design.n_weights])
+    return np.linalg.lstsq(normal + np.diag(penalty), rhs, rcond=None)[0]
+
+
+class SharedClosedForm:
+    """Few-shot closed-form fits of many training subsets, sharing one design pass.
+
+    ``run_regime(model, train, test, regime="few-shot", solver="closed-form")``
+    computes the readout design of its N structures and then predicts the
+    test set. For a learning curve, the design of every structure of any
+    subset (and of the test set) is computed once, here, and each fit is one
+    small linear solve: the same numbers as ``run_regime`` (up to rounding),
+    for the cost of one pass over the frames instead of one per run.
+    ``fit_time_s`` of a fit charges it its structures' share of the design
+    pass plus its solve.
+    """
+
+    def __init__(self, model, train_sets: Sequence[Sequence[Atoms]], test_frames, **settings):
+        import copy
+
+        import torch
+
+        from course_lib.finetune import FineTuner, check_elements
+        from course_lib.mace_models import DTYPES, warn_if_compositions_collinear
+        from course_lib.models import resolve_device
+
+        params = FineTuner(regime="few-shot", **settings).get_params()
+        self.energy_weight = params["energy_weight"]
+        self.forces_weight = params["forces_weight"]
+        self.ridge = params["ridge"]
+        frames = list({id(atoms): atoms for train in train_sets for atoms in train}.values())
+        check_elements(model, [*frames, *test_frames], regime="few-shot")
+        warn_if_compositions_collinear(frames)
+        frozen = copy.deepcopy(model).to(DTYPES[params["dtype"]])
+        frozen = frozen.to(torch.device(resolve_device(params["device"]))).eval()
+        frozen.requires_grad_(False)
+        began = time.perf_counter()
+        designs = readout_design(frozen, frames, with_forces=self.forces_weight > 0)
+        self.seconds_per_structure = (time.perf_counter() - began) / len(frames)
+        self.row = {id(atoms): i for i, atoms in enumerate(frames)}
+        self.designs = designs
+        self.test_frames = list(test_frames)
+        self.test = readout_design(frozen, self.test_frames, with_forces=True)
+
+    def _select(self, train: Sequence[Atoms]) -> ReadoutDesign:
+        index = [self.row[id(atoms)] for atoms in train]
+        d = self.designs
+        return ReadoutDesign(
+            energy_rows=d.energy_rows[index],
+            force_rows=None if d.force_rows is None else [d.force_rows[i] for i in index],
+            energies=d.energies[index],
+            forces=None if d.forces is None else [d.forces[i] for i in index],
+            n_weights=d.n_weights,
+        )
+
+    def fit(self, train: Sequence[Atoms], seed: int = 0):
+        """Test metrics (``ErrorMetrics``), labels trained on, and seconds for one subset.
+
+        ``seed`` is unused: the closed form has no randomness (kept for the runner's signature).
+        """
+        from course_lib.zero_shot import Predictions, error_metrics
+
+        began = time.perf_counter()
+        delta = solve_readouts(
+            self._select(train),
+            train,
+            energy_weight=self.energy_weight,
+            forces_weight=self.forces_weight,
+            ridge=self.ridge,
+        )
+        energies, forces = self.test.predict(delta)
+        metrics = error_metrics(
+            self.test_frames, Predictions(model="closed form", energies=energies, forces=forces)
+        )
+        seconds = time.perf_counter() - began + len(train) * self.seconds_per_structure
+        return metrics, ds.n_labels(train, with_forces=self.forces_weight > 0), seconds
 
 
 def zero_shot_errors(model, test_frames: Sequence[Atoms]) -> dict[str, float]:

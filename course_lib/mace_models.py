@@ -227,7 +227,9 @@ def build_mace(
         atomic_inter_scale=scale,
         atomic_inter_shift=shift,
     )
-    with torch.random.fork_rng(devices=[]), default_dtype(DTYPES[dtype]):
+    with torch.random.fork_rng(devices=[]), default_dtype(DTYPES[dtype]), warnings.catch_warnings():
+        # e3nn compiles each layer with TorchScript, which warns about e3nn's own annotations
+        warnings.filterwarnings("ignore", "The TorchScript type system", UserWarning)
         torch.manual_seed(seed)
         model = modules.ScaleShiftMACE(**kwargs)
     return model.to(DTYPES[dtype])

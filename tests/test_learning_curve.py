@@ -61,11 +61,48 @@ def test_fit_recovers_planted_parameters_from_noisy_data(noise_seed):
     assert "α" in fit.table() and fit.as_dict()["n_bootstrap"] == 100
 
 
+def test_identical_runs_at_the_whole_pool_do_not_pin_the_fit():
+    """At N = pool size every seed trains on the same structures: their spread is rounding."""
+    rng = np.random.default_rng(0)
+    maes = noisy_curve(0)
+    whole_pool = SIZES == 500
+    maes[whole_pool] = maes[whole_pool][0] * (1 + 1e-9 * rng.standard_normal(whole_pool.sum()))
+    fit = lc.fit_power_law(SIZES, maes, n_bootstrap=50)
+    assert fit.alpha == pytest.approx(PLANTED["alpha"], abs=0.05)
+    assert fit.sigmas[-1] > 1e-3 * fit.means[-1] and fit.r2 > 0.99
+
+
 def test_fit_respects_bounds_when_the_errors_do_not_fall():
     sizes, maes = [10, 20, 50, 100], [30.0, 31.0, 30.5, 30.2]
     fit = lc.fit_power_law(sizes, maes, n_bootstrap=0)
     assert fit.a > 0 and fit.alpha > 0 and fit.b >= 0
     assert fit.predict(1e6) == pytest.approx(np.mean(maes), rel=0.05)
+
+
+def test_alpha_verdict_compares_a_pinned_alpha_with_the_chapter_range():
+    inside = lc.alpha_verdict(lc.fit_power_law(SIZES, noisy_curve(0), n_bootstrap=100))
+    assert inside.pinned and inside.relation == "inside" and "inside" in inside.message()
+    noise = 1 + 0.01 * np.random.default_rng(1).standard_normal(len(SIZES))
+    steep = lc.fit_power_law(SIZES, lc.power_law(SIZES, **{**PLANTED, "alpha": 0.9}) * noise)
+    assert steep.alpha == pytest.approx(0.9, abs=0.05) and 0 < steep.alpha_std < 0.05
+    assert lc.alpha_verdict(steep).relation == "steeper"
+    assert lc.alpha_verdict(steep, expected=(0.8, 1.0)).relation == "inside"
+
+
+def test_alpha_verdict_says_when_a_curve_cannot_pin_alpha():
+    short = SIZES < 60  # 10, 20, 50: a factor 5
+    verdict = lc.alpha_verdict(lc.fit_power_law(SIZES[short], noisy_curve(0)[short]))
+    assert not verdict.pinned and verdict.relation == "not pinned"
+    assert "factor 5" in verdict.message() and "neither confirms nor refutes" in verdict.message()
+    one_seed = lc.fit_power_law(
+        [10, 20, 50, 100, 200], lc.power_law([10, 20, 50, 100, 200], **PLANTED)
+    )
+    assert any("one seed" in reason for reason in lc.alpha_verdict(one_seed).reasons)
+    flat = lc.fit_power_law(np.repeat([10, 100, 1000], 3), [30, 31, 29, 30, 29, 31, 31, 30, 29])
+    assert not lc.alpha_verdict(flat).pinned
+    noisy = lc.fit_power_law(SIZES, noisy_curve(2, relative_noise=0.3), n_bootstrap=100)
+    assert noisy.alpha_std > 0.2 and not lc.alpha_verdict(noisy).pinned
+    assert "uncertainty" in lc.alpha_verdict(noisy).message()
 
 
 @pytest.mark.parametrize(
@@ -94,6 +131,12 @@ def test_target_below_the_floor_is_unreachable_and_above_it_has_a_range():
     assert above.reachable and above.n == pytest.approx(expected)
     assert above.n_low <= above.n <= above.n_high
     assert above.reachable_fraction == pytest.approx(1.0)
+    assert above.measured == (10, 500) and "beyond the largest measured N = 500" in str(above)
+    inside = fit.n_for(float(fit.predict(100.0)))
+    assert inside.n == pytest.approx(100.0) and "extrapolation" not in inside.message()
+    easy = fit.n_for(float(fit.predict(5.0)))
+    assert easy.n == pytest.approx(5.0) and "below the smallest measured N = 10" in easy.message()
+    assert "N ≈ 5 structures" in easy.message()
     with pytest.raises(lc.LearningCurveInputError, match="target"):
         fit.n_for(-1.0)
 
@@ -218,6 +261,37 @@ def test_few_shot_curve_has_the_zero_shot_line(pool_and_test, tiny_mace, tmp_pat
     assert curve.points[-1].force_mae_meV_per_A < curve.zero_shot["force"]
     assert "zero-shot" in curve.table()
     assert len(list(tmp_path.glob("zero-shot-*.json"))) == 1  # stored like the runs
+
+
+@pytest.mark.parametrize("energy_only", [False, True])
+def test_closed_form_curve_shares_one_design_and_matches_run_regime(
+    pool_and_test, tiny_mace, tmp_path, monkeypatch, energy_only
+):
+    """The shared design pass gives each run the numbers of its own closed-form fit."""
+    from course_lib.finetune import run_regime
+
+    pool, test = pool_and_test
+    settings = dict(solver="closed-form", ridge=1e-4)
+    forces_weight = 0.0 if energy_only else 100.0
+    expected = {
+        (n, seed): run_regime(
+            tiny_mace, ds.subset(pool, n, seed=seed), test, regime="few-shot", seed=seed,
+            progress=False, forces_weight=forces_weight, **settings,
+        )
+        for n in (2, 5) for seed in (0, 1)
+    }  # fmt: skip
+    monkeypatch.setattr(lc, "run_regime", StubTrainer(fail_on_call=1))  # must not be called
+    curve = lc.run_learning_curve(
+        tiny_mace, pool, test, regime="few-shot", sizes=(2, 5), seeds=2, energy_only=energy_only,
+        progress=False, cache_dir=tmp_path, zero_shot=False, **settings,
+    )  # fmt: skip
+    for point in curve.points:
+        result = expected[(point.n_train, point.seed)]
+        assert point.force_mae_meV_per_A == pytest.approx(result.test.force_mae_meV_per_A, rel=1e-6)
+        assert point.energy_mae_meV_per_atom == pytest.approx(
+            result.test.energy_mae_meV_per_atom, rel=1e-6
+        )
+        assert point.n_labels == result.n_labels and point.fit_time_s > 0
 
 
 def test_runner_rejects_settings_it_sets_itself_and_unknown_ones(pool_and_test):

@@ -1,0 +1,232 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05 · How much data is enough? Learning curves
+#
+# *Accompanies the section "How much data is enough?" and its paragraph "On the role of
+# forces".*
+#
+# **Learning objectives.** After this notebook you can
+# 1. measure a learning curve properly: growing training sets N, several random draws (seeds)
+#    per N, and one fixed held-out test set for every run;
+# 2. fit the chapter's law MAE(N) = A·N^-α + B, read its three numbers with bootstrap
+#    uncertainties, and say when a curve is too short or too noisy to pin α down;
+# 3. estimate the N a target error needs, or recognise a target below the floor B;
+# 4. compare regimes (few-shot vs from scratch) and count labels: one energy and 3n force
+#    components per structure of n atoms;
+# 5. place the chapter's table of fine-tuning sizes on a measured curve.
+#
+# The chapter's law has a prefactor A that depends on the system, an exponent α that it
+# quotes as empirically 0.3-0.5 for force errors, and a floor B set by what the foundation
+# model can represent and by how far the target lies from its training data. Here we measure
+# all three on the course's Li₂O case study.
+
+# %% [markdown]
+# ## Settings
+# `mode` is the classroom switch. **fast** (default) uses small training sets, three seeds
+# per size for few-shot and two for the slow from-scratch regime, and few epochs: it shows
+# the method in a couple of minutes, not a converged curve. **full** trains every size the
+# labelled pool allows, with more seeds and epochs. Every finished run is stored in the
+# course's work directory, so re-running a cell (or the notebook) reuses it.
+
+# %%
+from course_lib import data as ds
+from course_lib import learning_curve as lc
+from course_lib.notebook import notebook_settings
+from course_lib.plots.learning_curve import learning_curve_figure
+from course_lib.widgets.learning_curve import learning_curve_explorer
+
+settings = notebook_settings()
+print(settings)
+settings.require_mace("Learning curves")  # stops here, saying what to change, if not MACE
+
+if settings.fast:  # sizes in structures, seeds = random draws per size
+    FEW_SHOT = dict(sizes=(2, 5, 10, 20), seeds=3)
+    SCRATCH = dict(sizes=(4, 8, 16), seeds=2, max_epochs=10)
+else:
+    FEW_SHOT = dict(sizes=(2, 5, 10, 20, 50, 100, 200, 500, 1000), seeds=5)
+    SCRATCH = dict(sizes=(5, 10, 20, 50, 100, 200, 500), seeds=3, max_epochs=200)
+
+# %% [markdown]
+# ## One fixed test set
+# Every run below is scored on the *same* held-out structures: the dataset's fixed test
+# split, which training never sees. Sizes larger than the training pool are replaced by the
+# whole pool, so the curve ends where the labelled data end.
+
+# %%
+frames = ds.read_dataset(settings.dataset("target"))
+pool, test = ds.train_test_split(frames, seed=settings.seed)
+atoms_per_structure = sorted({len(atoms) for atoms in frames})
+print(
+    f"{settings.dataset('target')}: training pool {len(pool)} structures, test set {len(test)}; "
+    f"{atoms_per_structure} atoms per structure"
+)
+print(
+    f"labels in the whole pool: {ds.n_labels(pool, with_forces=False)} energies only, "
+    f"{ds.n_labels(pool)} with forces (1 + 3n per structure)"
+)
+
+# %% [markdown]
+# ## Few-shot, energy + forces
+# The cheapest regime: freeze the pre-trained model and refit only its readouts (and the
+# per-element reference energies). Its output is linear in those weights, so the closed-form
+# solver finds the exact least-squares optimum, with no epochs to tune; the runner computes
+# each structure's contribution once and shares it between all runs. Each size is drawn
+# `FEW_SHOT["seeds"]` times from the pool; the spread between draws is the error bar.
+
+# %%
+few_shot = lc.run_learning_curve(
+    settings.model, pool, test, regime="few-shot", solver="closed-form", progress=False, **FEW_SHOT
+)
+print(few_shot.table())
+
+# %% [markdown]
+# ## Few-shot, energy only
+# The same runs with forces left out of the loss: one label per structure instead of 1 + 3n.
+# Nothing in this fit asks the forces to be right; watch what happens to their error.
+
+# %%
+energy_only = lc.run_learning_curve(
+    settings.model,
+    pool,
+    test,
+    regime="few-shot",
+    solver="closed-form",
+    energy_only=True,
+    progress=False,
+    **FEW_SHOT,
+)
+print(energy_only.table())
+
+# %% [markdown]
+# ## From scratch
+# The same architecture as the foundation model, freshly initialised and trained by gradient
+# descent on the same structures. In fast mode it gets a handful of epochs and two seeds per
+# size: it is under-trained, and its curve shows the cost of the regime more than its limit.
+
+# %%
+scratch = lc.run_learning_curve(
+    settings.model, pool, test, regime="scratch", progress=False, **SCRATCH
+)
+print(scratch.table())
+
+# %% [markdown]
+# ## Fitting A·N^-α + B
+# The fit weights each size by the standard error of its mean over seeds and bounds
+# A > 0, α > 0, B ≥ 0; the uncertainties come from refitting after resampling the seeds at
+# each size (a bootstrap; with one seed per size there would be nothing to resample). The
+# chapter's α describes the force error of training *with* forces, so we fit the two
+# energy + forces curves; the energy-only one has a section of its own below. Under each
+# fit: the measured α against the chapter's range, or the reasons this curve cannot pin it.
+
+# %%
+regimes = {curve.label: curve for curve in (few_shot, scratch)}
+fits = {label: curve.fit("force", seed=settings.seed) for label, curve in regimes.items()}
+for label, fit in fits.items():
+    print(f"{label}\n{fit.table()}\n{lc.alpha_verdict(fit)}\n")
+
+# %% [markdown]
+# ## Regimes side by side
+# Points are means over seeds with their spread, pale dots the single runs, lines the fits
+# (dotted where they extrapolate beyond the largest measured N), and the dash-dotted line
+# the zero-shot error (N = 0). The shaded bands are the chapter's table of fine-tuning sizes;
+# read them as a starting allocation of DFT effort, not a law.
+
+# %%
+learning_curve_figure(regimes, fits=fits)
+
+# %%
+for size, use in lc.DATA_SIZE_GUIDE:
+    print(f"{'~' if size else ''}{size:>6,} structures: {use}")
+
+# %% [markdown]
+# ## On the role of forces: count labels, not structures
+# A structure of n atoms gives 1 + 3n labels with forces and 1 without, so placed by the
+# labels they trained on, the energy + forces points move far to the right of the energy-only
+# ones. Compare the two on force errors by labels, and on energy errors by structures. Does
+# the force error of the energy-only fit fall as N grows, and should it?
+
+# %%
+by_forces = {curve.label: curve for curve in (few_shot, energy_only)}
+learning_curve_figure(by_forces, metric="force", x="labels", title="force MAE by labels")
+
+# %%
+learning_curve_figure(by_forces, metric="energy", title="energy MAE by structures")
+
+# %% [markdown]
+# ## How many structures for a target?
+# The chapter's post-tuning force threshold (in `course.toml`, fixed before looking at the
+# data). The answer comes from the fitted law and from every bootstrap fit; where the target
+# lies below the fitted floor B, more data of this kind will not reach it.
+
+# %%
+target_force = settings.config.thresholds["tuned_force_mae_meV_per_A"]  # meV/Å
+for label in regimes:
+    print(f"{label}: {fits[label].n_for(target_force)}")
+
+# %% [markdown]
+# ## Explore the law yourself
+# Move A, α and B and watch the black curve; "fit" snaps the sliders to the least-squares
+# fit, "log-log" switches the axes, and the target box says how many structures the law on
+# the sliders (and the fit, with its bootstrap range) needs. Try α = 0.3 and α = 0.5: how
+# different are the N they predict for the same target?
+
+# %%
+learning_curve_explorer(few_shot, metric="force", target=target_force)
+
+# %% [markdown]
+# ## What this does and does not show
+# The pool and the test set are snapshots of the same Li₂O MD trajectories, so test
+# structures resemble training ones closely: the curve measures learning *within* this
+# distribution, not transfer to other conditions. It covers the sizes in the tables above
+# only; everything beyond the largest measured N is an extrapolation of the fitted law, and
+# fast mode stops far below what the pool allows. Over a short range of N, α and B trade off
+# against each other (a steeper α with a higher floor fits nearly as well), which is why the
+# verdicts above say when α is not pinned.
+#
+# ## Pause and recall
+# * Why must every point of a learning curve be scored on the same test set?
+# * What does B measure, and why can no amount of data of the same kind beat it?
+# * Why does including forces multiply the labels per structure, and by how much for a cell
+#   of n atoms?
+# * Which row of the chapter's table does our pool reach, and which do the fits only
+#   extrapolate to?
+
+# %% [markdown]
+# ## Exercise 1
+# How stable is α? Refit the few-shot force curve without its smallest size, and then
+# without its largest. Compare α and B with the fit on all sizes.
+
+# %% tags=["solution"]
+n, mae = few_shot.values("force")
+for name, keep in (("without smallest", n > n.min()), ("without largest", n < n.max())):
+    try:
+        refit = lc.fit_power_law(n[keep], mae[keep], seed=settings.seed)
+        print(f"{name}: α = {refit.alpha:.2f} ± {refit.alpha_std:.2f}, B = {refit.b:.3g} meV/Å")
+    except lc.LearningCurveInputError as err:
+        print(f"{name}: {err}")
+
+# %% [markdown]
+# ## Exercise 2
+# Fit the *energy* MAE of the few-shot curves, with and without forces in the loss. Which
+# training reaches the chapter's post-tuning energy threshold with fewer structures, and is
+# that what you expected?
+
+# %% tags=["solution"]
+target_energy = settings.config.thresholds["tuned_energy_mae_meV_per_atom"]  # meV/atom
+for curve in (few_shot, energy_only):
+    energy_fit = curve.fit("energy", seed=settings.seed)
+    print(f"{curve.label}: α = {energy_fit.alpha:.2f}; {energy_fit.n_for(target_energy)}")
