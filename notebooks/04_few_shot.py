@@ -202,7 +202,8 @@ training.regime_errors(few_shot)
 
 # %% [markdown]
 # ## Parity on the held-out test set
-# Zero-shot first, then each few-shot fit, on the same test frames and the same axes.
+# Zero-shot first, then each few-shot fit, on the same test frames; each panel has its own
+# axes, so compare the spread around the diagonal and the MAE in the titles.
 
 # %%
 parity.regime_parity(few_shot, frames.test, quantity="forces")

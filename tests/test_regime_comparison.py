@@ -97,6 +97,9 @@ def test_regime_parity_draws_zero_shot_then_each_regime_on_the_test_labels(resul
     predicted = np.concatenate(by_label["scratch"].test_predictions.forces).ravel()
     drawn = np.concatenate([t.y for t in points[4:]])
     assert sorted(drawn) == pytest.approx(sorted(predicted))
+    diagonals = [t for t in fig.data if t.mode == "lines"]
+    assert len(diagonals) == 3  # one y = x per panel, spanning that panel's points
+    assert diagonals[2].x[1] == pytest.approx(max(reference.max(), predicted.max()))
 
     energy = parity.regime_parity(by_label, test, quantity="energy", zero_shot=False)
     assert len(energy.layout.annotations) == 2

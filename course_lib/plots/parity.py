@@ -136,7 +136,8 @@ def regime_parity(
     ``frames``. With ``zero_shot`` the first panel is the starting model
     (its energies aligned per element on these frames, as in notebook 02).
     ``quantity`` is ``"forces"`` (components, eV/Å, coloured by element) or
-    ``"energy"`` (eV/atom); each panel's title gives its MAE.
+    ``"energy"`` (eV/atom); each panel's title gives its MAE. Each panel has
+    its own axes, so one regime far off does not squeeze the others.
     """
     if quantity not in ("forces", "energy"):
         raise ValueError(f"quantity must be 'forces' or 'energy', got {quantity!r}")
@@ -150,7 +151,6 @@ def regime_parity(
     fig = make_subplots(
         rows=1,
         cols=len(panels),
-        shared_yaxes=True,
         subplot_titles=[_panel_title(title, metrics, quantity) for title, _, metrics in panels],
     )
     if quantity == "forces":
@@ -162,14 +162,14 @@ def regime_parity(
         reference = ds.energies(frames) / ds.n_atoms(frames)
         groups = {"frames": np.ones(len(frames), dtype=bool)}
         unit = "energy (eV/atom)"
-    values = [reference]
     for col, (_, predictions, _) in enumerate(panels, start=1):
         predicted = (
             np.concatenate(predictions.forces).ravel()
             if quantity == "forces"
             else predictions.energies / ds.n_atoms(frames)
         )
-        values.append(predicted)
+        both = np.concatenate([reference, predicted])
+        _diagonal(fig, float(both.min()), float(both.max()), row=1, col=col)
         for (name, mask), colour in zip(groups.items(), colours(len(groups))):
             fig.add_trace(
                 go.Scatter(
@@ -185,10 +185,6 @@ def regime_parity(
                 col=col,
             )
         fig.update_xaxes(title_text=f"DFT {unit}", row=1, col=col)
-    low = float(min(v.min() for v in values))
-    high = float(max(v.max() for v in values))
-    for col in range(1, len(panels) + 1):
-        _diagonal(fig, low, high, row=1, col=col)
     fig.update_yaxes(title_text=f"model {unit}", row=1, col=1)
     size = dict(width=120 + 280 * len(panels), height=400)
     fig.update_layout(**{**_LAYOUT, **size, **layout})

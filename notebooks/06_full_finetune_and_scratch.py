@@ -1,0 +1,258 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 06 · Full fine-tuning, training from scratch, and pre-training in miniature
+#
+# *Accompanies "Three regimes of use" (full fine-tuning or training from scratch), the last box
+# of "A decision flowchart for zero-shot vs fine-tuning", and "From task-specific to universal
+# MLIPs".*
+#
+# **Learning objectives.** After this notebook you can
+# 1. fine-tune every parameter of a pre-trained MACE and train the same architecture from a
+#    fresh initialisation, on the same structures;
+# 2. compare zero-shot, few-shot, full fine-tuning and training from scratch on one held-out
+#    test set at the same N, by errors, parity, training curves and cost;
+# 3. say what a pre-trained starting point buys when data are scarce, and what full
+#    fine-tuning costs on the pre-training data (forgetting);
+# 4. read a model card: architecture, parameter count, corpus, training time and held-out
+#    errors per element of the course's own foundation model, `course-mini`, and rehearse how
+#    it was made.
+#
+# The chapter keeps the last regime for chemistry outside the foundation model's training
+# distribution, or for studies that need strict accuracy. It then falls back on the methods
+# of training an MLIP from scratch, except that training may start from the pre-trained
+# weights to converge faster. Here we measure what that start is worth.
+
+# %% [markdown]
+# ## Settings
+# The same N, seed and test set as notebook 04: **fast** (default) trains on a few dozen
+# structures for a few epochs, **full** on the whole training pool until the validation error
+# stops improving. Fine-tuning needs a MACE model; the cell stops with an explanation if the
+# configured model is another kind.
+
+# %%
+from functools import partial
+
+from IPython.display import display
+
+from course_lib import finetune, pretrain
+from course_lib.models import pretraining_corpus
+from course_lib.notebook import notebook_settings
+from course_lib.paths import work_dir
+from course_lib.plots import parity, training
+
+settings = notebook_settings()
+print(settings)
+settings.require_mace("Fine-tuning")  # stops here, saying what to change
+
+n_train = 24 if settings.fast else None  # structures, as in notebook 04; None: the whole pool
+max_epochs = 8 if settings.fast else 200  # gradient epochs; early stopping ends full runs
+out = work_dir("finetune")  # trained models are written here, never into data/
+
+# %%
+frames = finetune.regime_frames(
+    settings.dataset("target"),
+    n=n_train,
+    seed=settings.seed,
+    corpus=pretraining_corpus(settings.model),
+)
+print(frames)
+model = finetune.load_model(settings.model)
+
+# %% [markdown]
+# ## The reference: few-shot in one solve
+# Notebook 04's closed-form readout fit, recomputed here on the same structures (it takes
+# seconds), so the comparison below needs nothing from another notebook.
+#
+#
+# `fit` is `finetune.run_regime` with the model, the training and test structures and the
+# corpus frames for forgetting fixed, as in notebook 04.
+
+# %%
+fit = partial(
+    finetune.run_regime,
+    model,
+    frames.train,
+    frames.test,
+    pretraining_frames=frames.pretraining,
+    seed=settings.seed,
+)
+few_shot = fit(regime="few-shot", solver="closed-form")
+print(few_shot.table())
+
+# %% [markdown]
+# ## Full fine-tuning and training from scratch
+# **Full**: every parameter trainable, starting from the pre-trained weights, with a small
+# learning rate so that the start is not immediately forgotten. **Scratch**: the same
+# architecture (the foundation model's hyper-parameters) with freshly initialised weights, for
+# the elements of our data only, and E0s fitted to our data. Both use the same loss, batches,
+# validation share and epoch budget; each regime has its own default learning rate (Adam).
+
+# %%
+print(f"loss: {finetune.LossWeights()}; learning rates: {finetune.DEFAULT_LR}")
+gradient = dict(max_epochs=max_epochs, batch_size=4)  # batch_size: structures per step
+full = fit(regime="full", out=out / "06-full.model", **gradient)
+print(full.table())
+
+# %%
+scratch = fit(regime="scratch", out=out / "06-scratch.model", **gradient)
+print(scratch.table())
+
+# %% [markdown]
+# ## Training curves side by side
+# Epoch 0 is the starting model: pre-trained for full fine-tuning, random for scratch. The
+# star marks the epoch whose weights were kept. Where the two curves start, and how far each
+# gets within the same budget, is the value of the pre-trained starting point.
+
+# %%
+training.training_curves({"full": full.history, "scratch": scratch.history})
+
+# %%
+for label, result in {"full": full, "scratch": scratch}.items():
+    history = result.history
+    print(
+        f"{label}: validation force MAE {history.valid_force_mae[0]:.0f} meV/Å at epoch 0, "
+        f"{history.valid_force_mae[history.best_epoch]:.0f} meV/Å at epoch {history.best_epoch}"
+    )
+
+# %% [markdown]
+# Watch the energy panel too. The loss weighs squared force errors far more than squared
+# energy errors per atom (the weights are printed above, mace-torch's defaults), and with a
+# single composition in the data nothing but the energy term pins the energy offset. If a
+# validation energy error rises while the force error falls, that is the loss at work; the
+# flowchart's "fine-tune with energy weight" box is the remedy (Exercise 3).
+
+# %% [markdown]
+# ## Four regimes, one test set
+# Zero-shot, few-shot, full and scratch at the same N, on the same held-out frames. The table
+# also gives the fit time and, where the model started from the pre-trained weights, the force
+# MAE on the pre-training corpus's held-out relaxations before and after (forgetting).
+
+# %%
+regimes = {"few-shot (closed form)": few_shot, "full": full, "scratch": scratch}
+print(finetune.compare_regimes(regimes))
+
+# %%
+training.regime_errors(regimes, yaxis_type="log", yaxis2_type="log")  # errors span decades
+
+# %%
+parity.regime_parity(regimes, frames.test, quantity="forces")
+
+# %%
+parity.regime_parity(regimes, frames.test, quantity="energy")
+
+# %% [markdown]
+# Read the ranking with the budget in mind: a few dozen structures and, in fast mode, a few
+# epochs of gradient training. With much more data a model trained from scratch needs no
+# pre-trained start (the task-specific MLIPs of Chapter 9), and full fine-tuning can use
+# data that a frozen readout cannot; notebook 05 shows how each regime's error falls with N.
+
+# %% [markdown]
+# ## Pre-training in miniature: how `course-mini` was made
+# A foundation model is trained once, on broad data, and adapted many times. MACE-MP-0 was
+# trained on MPtrj, about 1.6 million DFT configurations, for weeks of multi-GPU time.
+# `course-mini` is the same recipe at classroom scale: a small MACE trained *from scratch*
+# (the scratch regime above) on the course's own DFT corpus, `mini-mptrj`, and validated on
+# relaxations held out of training. Its model card, written by the training run, sits next
+# to the model file.
+
+# %%
+card = pretrain.read_model_card(settings.model)
+display(card)  # the card's Markdown
+
+# %%
+print(card.table())
+print(card.element_table())
+
+# %%
+training.training_curves(card.history)
+
+# %% [markdown]
+# The chapter reports that elements with few training configurations get larger errors;
+# Exercise 1 checks whether that holds for this model. The corpus is tiny next to MPtrj, so
+# read the card's numbers as a teaching model's, not a production potential's.
+#
+# ## Optional: rehearse the pre-training yourself
+# `course pretrain` rebuilds `course-mini` from the corpus (the card above gives the wall time
+# it took). Set `TRAIN_LIVE = True` for a rehearsal on a subset of the corpus for a few epochs,
+# written with its own card under the work directory; expect its errors to be far worse than
+# the card's.
+
+# %%
+TRAIN_LIVE = False
+if TRAIN_LIVE:
+    rehearsal = pretrain.pretrain(
+        settings.dataset("corpus"),
+        limit=100,  # training frames drawn from the corpus
+        max_epochs=3,
+        out=work_dir("pretrain") / "rehearsal.model",
+    )
+    print(rehearsal)
+    display(training.training_curves(rehearsal.history))
+
+# %% [markdown]
+# ## Pause and recall
+# * What differs between full fine-tuning and training from scratch here (starting weights,
+#   learning rate, elements), and where in the training curves does the starting point show?
+# * Why can training from scratch learn an element the foundation model never saw, while
+#   few-shot and full fine-tuning cannot?
+# * Which regime forgot most of the pre-training corpus here? How can a fit that changes a few
+#   dozen shared weights a lot forget more than one that changes every weight a little?
+# * In the decision flowchart, when do you step up from few-shot to full fine-tuning or to
+#   training from scratch?
+# * `course-mini` was trained once on data spanning many elements and is adapted here: what
+#   makes it a foundation model in the chapter's sense, and what does it lack compared with
+#   MACE-MP-0?
+
+# %% [markdown]
+# ## Exercise 1
+# Count, for each element, how many training frames of the corpus contain it, and set the
+# counts beside the card's held-out force error per element. Do rarer elements have larger
+# errors?
+
+# %% tags=["solution"]
+from course_lib import data as ds
+
+corpus_train = ds.train_test_split(ds.read_dataset(settings.dataset("corpus")), seed=0)[0]
+force_errors = card.result.validation.force_mae_by_element_meV_per_A
+for element, error in sorted(force_errors.items(), key=lambda item: item[1]):
+    count = sum(element in atoms.symbols for atoms in corpus_train)
+    print(f"{element:<3} {count:>4} training frames, held-out force MAE {error:6.1f} meV/Å")
+
+# %% [markdown]
+# ## Exercise 2
+# Full fine-tuning moves slowly at its default learning rate. Rerun it with ten times that rate,
+# once as is and once pulled toward the pre-trained weights by an L2 penalty (`l2_pull`, the
+# strength per squared weight). Compare the test errors and the forgetting.
+
+# %% tags=["solution"]
+faster = 10 * finetune.DEFAULT_LR["full"]
+variants = {
+    "full": full,
+    "full, 10x lr": fit(regime="full", lr=faster, **gradient),
+    "full, 10x lr, l2_pull=1": fit(regime="full", lr=faster, l2_pull=1.0, **gradient),
+}
+print(finetune.compare_regimes(variants))
+
+# %% [markdown]
+# ## Exercise 3
+# Train from scratch again with the energy term weighted as much as the force term
+# (`energy_weight` equal to `finetune.LossWeights().forces`). What happens to the test energy
+# and force errors?
+
+# %% tags=["solution"]
+weighted = fit(regime="scratch", energy_weight=finetune.LossWeights().forces, **gradient)
+print(finetune.compare_regimes({"scratch": scratch, "scratch, energy weighted": weighted}))
