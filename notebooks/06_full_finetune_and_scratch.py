@@ -146,7 +146,7 @@ regimes = {"few-shot (closed form)": few_shot, "full": full, "scratch": scratch}
 print(finetune.compare_regimes(regimes))
 
 # %%
-training.regime_errors(regimes, yaxis_type="log", yaxis2_type="log")  # errors span decades
+training.regime_errors(regimes, log_y=True)  # errors span decades
 
 # %%
 parity.regime_parity(regimes, frames.test, quantity="forces")

@@ -101,6 +101,9 @@ def test_regime_parity_draws_zero_shot_then_each_regime_on_the_test_labels(resul
     assert len(diagonals) == 3  # one y = x per panel, spanning that panel's points
     assert diagonals[2].x[1] == pytest.approx(max(reference.max(), predicted.max()))
 
+    wrapped = parity.regime_parity(by_label, test, columns=2)
+    assert wrapped.layout.height > fig.layout.height and wrapped.layout.width < fig.layout.width
+    assert [t.xaxis for t in wrapped.data if t.mode == "lines"] == ["x", "x2", "x3"]
     energy = parity.regime_parity(by_label, test, quantity="energy", zero_shot=False)
     assert len(energy.layout.annotations) == 2
     first = next(t for t in energy.data if t.mode == "markers")
@@ -118,6 +121,14 @@ def test_regime_errors_takes_labels_for_variants_of_one_regime(results):
         "few-shot",
         "scratch",
     ]
+    zero_shot = by_label["few-shot"].zero_shot.aligned.force_mae_meV_per_A
+    logarithmic = training.regime_errors(by_label, log_y=True)
+    assert logarithmic.layout.yaxis.type == logarithmic.layout.yaxis2.type == "log"
+    assert logarithmic.layout.shapes[1].y0 == pytest.approx(zero_shot)  # shapes: data units
+    labels = [a for a in logarithmic.layout.annotations if a.text == "zero-shot"]
+    assert labels[1].y == pytest.approx(np.log10(zero_shot))  # annotations on a log axis: log10
+    linear = training.regime_errors(by_label).layout.annotations
+    assert [a.y for a in linear if a.text == "zero-shot"][1] == pytest.approx(zero_shot)
 
 
 def test_read_model_card_finds_the_card_next_to_the_resolved_file(tmp_path):

@@ -128,7 +128,13 @@ def error_histograms(result, *, nbins: int = 40, **layout) -> go.Figure:
 
 
 def regime_parity(
-    results: Mapping, frames, *, quantity: str = "forces", zero_shot: bool = True, **layout
+    results: Mapping,
+    frames,
+    *,
+    quantity: str = "forces",
+    zero_shot: bool = True,
+    columns: int = 3,
+    **layout,
 ) -> go.Figure:
     """DFT vs model on the same test frames, one panel per regime, side by side.
 
@@ -137,7 +143,8 @@ def regime_parity(
     (its energies aligned per element on these frames, as in notebook 02).
     ``quantity`` is ``"forces"`` (components, eV/Å, coloured by element) or
     ``"energy"`` (eV/atom); each panel's title gives its MAE. Each panel has
-    its own axes, so one regime far off does not squeeze the others.
+    its own axes, so one regime far off does not squeeze the others; panels
+    fill rows of ``columns``.
     """
     if quantity not in ("forces", "energy"):
         raise ValueError(f"quantity must be 'forces' or 'energy', got {quantity!r}")
@@ -148,9 +155,13 @@ def regime_parity(
                 f"{title}: {len(predictions.energies)} predictions for {len(frames)} frames; "
                 "pass the test frames the results were scored on"
             )
+    n_cols = min(columns, len(panels))
+    n_rows = -(-len(panels) // n_cols)
+    size = dict(width=120 + 280 * n_cols, height=60 + 380 * n_rows)  # px
     fig = make_subplots(
-        rows=1,
-        cols=len(panels),
+        rows=n_rows,
+        cols=n_cols,
+        vertical_spacing=150 / size["height"],  # room for axis and panel titles (px)
         subplot_titles=[_panel_title(title, metrics, quantity) for title, _, metrics in panels],
     )
     if quantity == "forces":
@@ -162,14 +173,16 @@ def regime_parity(
         reference = ds.energies(frames) / ds.n_atoms(frames)
         groups = {"frames": np.ones(len(frames), dtype=bool)}
         unit = "energy (eV/atom)"
-    for col, (_, predictions, _) in enumerate(panels, start=1):
+    for index, (_, predictions, _) in enumerate(panels):
+        row, col = divmod(index, n_cols)
+        where = dict(row=row + 1, col=col + 1)
         predicted = (
             np.concatenate(predictions.forces).ravel()
             if quantity == "forces"
             else predictions.energies / ds.n_atoms(frames)
         )
         both = np.concatenate([reference, predicted])
-        _diagonal(fig, float(both.min()), float(both.max()), row=1, col=col)
+        _diagonal(fig, float(both.min()), float(both.max()), **where)
         for (name, mask), colour in zip(groups.items(), colours(len(groups))):
             fig.add_trace(
                 go.Scatter(
@@ -178,15 +191,14 @@ def regime_parity(
                     mode="markers",
                     name=name,
                     legendgroup=name,
-                    showlegend=col == 1 and len(groups) > 1,
+                    showlegend=index == 0 and len(groups) > 1,
                     marker=dict(size=4, opacity=0.6, color=colour),
                 ),
-                row=1,
-                col=col,
+                **where,
             )
-        fig.update_xaxes(title_text=f"DFT {unit}", row=1, col=col)
-    fig.update_yaxes(title_text=f"model {unit}", row=1, col=1)
-    size = dict(width=120 + 280 * len(panels), height=400)
+        fig.update_xaxes(title_text=f"DFT {unit}", **where)
+        if col == 0:
+            fig.update_yaxes(title_text=f"model {unit}", **where)
     fig.update_layout(**{**_LAYOUT, **size, **layout})
     return fig
 

@@ -7,6 +7,7 @@ here trains or predicts.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import plotly.graph_objects as go
@@ -85,13 +86,15 @@ def training_curves(
     return fig
 
 
-def regime_errors(results: Sequence | Mapping, *, zero_shot: bool = True, **layout) -> go.Figure:
+def regime_errors(
+    results: Sequence | Mapping, *, zero_shot: bool = True, log_y: bool = False, **layout
+) -> go.Figure:
     """Test energy and force MAE of each regime as bars, with the zero-shot start for reference.
 
     ``results`` are ``RegimeResult``s (e.g. few-shot, full, scratch at the
     same N), labelled by their regime, or a mapping ``label -> RegimeResult``
     (e.g. two few-shot variants); the hover text gives training structures,
-    labels and fit time.
+    labels and fit time. ``log_y`` for errors that span decades.
     """
     if isinstance(results, Mapping):
         names, results = list(results), list(results.values())
@@ -117,12 +120,16 @@ def regime_errors(results: Sequence | Mapping, *, zero_shot: bool = True, **layo
             col=col,
         )
         if zero_shot and start is not None:
+            level = getattr(start.aligned, attribute)
             fig.add_hline(
-                y=getattr(start.aligned, attribute),
+                y=level,
                 line=dict(color="grey", dash="dash"),
                 annotation_text="zero-shot",
+                annotation=dict(y=math.log10(level)) if log_y else None,  # log axis: log10
                 row=1,
                 col=col,
             )
+    if log_y:
+        fig.update_yaxes(type="log")
     fig.update_layout(**{**_LAYOUT, **layout})
     return fig
