@@ -87,34 +87,32 @@ def test_chgnet_zero_shot_on_a_periodic_cell_is_physical():
     assert -6.5 < predictions.energies[0] / len(cell) < -3.5  # MP (PBE) Li2O: about -4.8 eV/atom
 
 
-def planted_by_temperature(frames, *, energy_meV_per_atom, force_factor):
-    """Predictions off by a set energy per atom and by ``force_factor`` x the DFT forces, per group."""
+def cold_and_hot(frames):
+    """The same structures at "300 K" and at "1200 K", where the DFT forces are twice as large."""
+    cold = [a.copy() for a in frames[:3]]
+    hot = [a.copy() for a in frames[:3]]
+    for atoms in cold:
+        atoms.info["temperature_K"] = 300.0
+    for atoms in hot:
+        atoms.arrays[ds.FORCES_KEY] = 2 * atoms.arrays[ds.FORCES_KEY]
+        atoms.info["temperature_K"] = 1200.0
+    return hot + cold
+
+
+def planted_errors(frames, *, cold, hot):
+    """Errors per group, each (energy error meV/atom, force error as a fraction of the DFT force)."""
     energies, forces = [], []
     for atoms, f in zip(frames, ds.forces(frames)):
-        t = atoms.info["temperature_K"]
-        energies.append(atoms.info[ds.ENERGY_KEY] + energy_meV_per_atom[t] * 1e-3 * len(atoms))
-        forces.append(f * (1 + force_factor[t]))
-    return zs.Predictions(model="planted", energies=np.array(energies), forces=forces)
+        energy, force = cold if atoms.info["temperature_K"] == 300.0 else hot
+        energies.append(atoms.info[ds.ENERGY_KEY] + energy * 1e-3 * len(atoms))
+        forces.append(f * (1 + force))
+    predictions = zs.Predictions(model="planted", energies=np.array(energies), forces=forces)
+    return zs.errors_by(frames, predictions, "temperature_K")
 
 
 def test_errors_by_group_read_force_errors_against_the_size_of_the_forces(frames):
-    hot = [a.copy() for a in frames[:3]]
-    for atoms in hot:  # the same structures, forces twice as large: "hot" frames
-        atoms.arrays[ds.FORCES_KEY] = 2 * atoms.arrays[ds.FORCES_KEY]
-        atoms.info["temperature_K"] = 1200.0
-    cold = [a.copy() for a in frames[:3]]
-    for atoms in cold:
-        atoms.info["temperature_K"] = 300.0
-    both = hot + cold
-    same = zs.errors_by(
-        both,
-        planted_by_temperature(
-            both,
-            energy_meV_per_atom={300.0: 10, 1200.0: 10},
-            force_factor={300.0: 0.5, 1200.0: 0.5},
-        ),
-        "temperature_K",
-    )
+    both = cold_and_hot(frames)
+    same = planted_errors(both, cold=(10, 0.5), hot=(10, 0.5))
     assert list(same.metrics) == [300.0, 1200.0]
     ratios = same.ratios(300.0, 1200.0)
     assert ratios["force_mae"] == pytest.approx(2.0)  # twice the MAE ...
@@ -124,23 +122,9 @@ def test_errors_by_group_read_force_errors_against_the_size_of_the_forces(frames
     assert same.metrics[1200.0].energy_mae_meV_per_atom == pytest.approx(10.0)
     assert "are about as hard as" in same.comparison()
     assert "1200" in same.table() and "50%" in same.table()
-    harder = zs.errors_by(
-        both,
-        planted_by_temperature(
-            both,
-            energy_meV_per_atom={300.0: 10, 1200.0: 30},
-            force_factor={300.0: 0.5, 1200.0: 0.5},
-        ),
-        "temperature_K",
-    )
+    harder = planted_errors(both, cold=(10, 0.5), hot=(30, 0.5))
     assert "1200 frames are harder than the 300 frames" in harder.comparison()
-    easier = zs.errors_by(
-        both,
-        planted_by_temperature(
-            both, energy_meV_per_atom={300.0: 10, 1200.0: 5}, force_factor={300.0: 0.5, 1200.0: 0.1}
-        ),
-        "temperature_K",
-    )
+    easier = planted_errors(both, cold=(10, 0.5), hot=(5, 0.1))
     assert "are easier than" in easier.comparison()
 
 
