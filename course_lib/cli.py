@@ -52,6 +52,14 @@ def print_json(payload) -> None:
     stream.write("\n")
 
 
+def print_result(result, *, as_json: bool) -> None:
+    """A command's result: ``result.as_dict()`` as JSON, or ``result.table()`` for people."""
+    if as_json:
+        print_json(result.as_dict())
+    else:
+        print(result.table())
+
+
 @contextlib.contextmanager
 def json_stdout():
     """Keep stdout for ``print_json`` alone: anything else printed meanwhile goes to stderr.

@@ -33,24 +33,19 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from course_lib import data as ds
-    from course_lib.cli import print_json
-    from course_lib.finetune import LossWeights, run_regime
+    from course_lib.cli import print_result
+    from course_lib.finetune import LossWeights, regime_frames, run_regime
     from course_lib.models import pretraining_corpus, resolve_model_name
     from course_lib.paths import work_dir
 
     model = resolve_model_name(args.model)
-    frames = ds.read_dataset(args.dataset, require_pbc=False)
-    pool, test = ds.train_test_split(frames, seed=args.seed)
-    train = ds.subset(pool, args.n, seed=args.seed)
     corpus = args.forgetting_dataset or pretraining_corpus(model)
-    pretraining = None
-    if corpus is not None and args.regime != "scratch":
-        try:
-            pretraining = ds.train_test_split(ds.read_dataset(corpus), seed=0)[1]
-        except FileNotFoundError:
-            if args.forgetting_dataset:
-                raise
+    frames = regime_frames(
+        args.dataset,
+        n=args.n,
+        seed=args.seed,
+        corpus=corpus if args.regime != "scratch" else None,
+    )
     name = Path(model).stem
     out = (
         Path(args.out)
@@ -60,11 +55,11 @@ def run(args) -> int:
     )
     result = run_regime(
         model,
-        train,
-        test,
+        frames.train,
+        frames.test,
         regime=args.regime,
         out=out,
-        pretraining_frames=pretraining,
+        pretraining_frames=frames.pretraining,
         trainable=args.trainable,
         solver=args.solver,
         e0s="keep" if args.keep_e0s else "refit",
@@ -75,8 +70,5 @@ def run(args) -> int:
         device=args.device,
         progress=not args.json,
     )
-    if args.json:
-        print_json(result.as_dict())
-    else:
-        print(result.table())
+    print_result(result, as_json=args.json)
     return 0

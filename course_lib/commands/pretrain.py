@@ -24,7 +24,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from course_lib.cli import print_json
+    from course_lib.cli import print_result
     from course_lib.paths import work_dir
     from course_lib.pretrain import COURSE_MINI_EPOCHS, pretrain
 
@@ -40,8 +40,5 @@ def run(args) -> int:
         limit=args.limit,
         progress=not args.json,
     )
-    if args.json:
-        print_json(result.as_dict())
-    else:
-        print(result.table())
+    print_result(result, as_json=args.json)
     return 0
