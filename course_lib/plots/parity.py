@@ -50,7 +50,7 @@ def energy_parity(
     groups = (
         {None: np.arange(len(frames))}
         if color_by is None
-        else _group_indices([atoms.info.get(color_by) for atoms in frames])
+        else {k: np.array(idx) for k, idx in ds.group_indices(frames, color_by).items()}
     )
     for key, idx in groups.items():
         fig.add_trace(
@@ -220,10 +220,3 @@ def _panel_title(title: str, metrics, quantity: str) -> str:
     if quantity == "forces":
         return f"{title}<br>MAE {metrics.force_mae_meV_per_A:.0f} meV/Å"
     return f"{title}<br>MAE {metrics.energy_mae_meV_per_atom:.1f} meV/atom"
-
-
-def _group_indices(keys: list) -> dict:
-    groups: dict = {}
-    for i, key in enumerate(keys):
-        groups.setdefault(key, []).append(i)
-    return {key: np.array(idx) for key, idx in sorted(groups.items(), key=lambda kv: str(kv[0]))}
