@@ -34,9 +34,14 @@ from course_lib import finetune as ft
 from course_lib import mace_models as mm
 
 MP_SMALL_LIKE = mm.MaceArchitecture(
-    r_max=6.0, num_bessel=10, max_ell=3, hidden_irreps="128x0e", mlp_irreps="16x0e",
-    correlation=3, radial_mlp=(64, 64, 64),
-)  # fmt: skip
+    r_max=6.0,
+    num_bessel=10,
+    max_ell=3,
+    hidden_irreps="128x0e",
+    mlp_irreps="16x0e",
+    correlation=3,
+    radial_mlp=(64, 64, 64),
+)
 
 
 def emt_cells(n: int, *, seed: int, al_fraction: float = 0.3) -> list:
@@ -113,23 +118,33 @@ def main():
     start_errors = ft.error_metrics(test, ft.predict(model, test))
 
     atoms = sum(len(a) for a in train_part) / len(train_part)
-    print(f"{len(train_part)} training + {len(valid_part)} validation structures of "
-          f"{atoms:.0f} atoms, {len(test)} test; {args.dtype}; torch threads: "
-          f"{torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+    print(
+        f"{len(train_part)} training + {len(valid_part)} validation structures of "
+        f"{atoms:.0f} atoms, {len(test)} test; {args.dtype}; torch threads: "
+        f"{torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}"
+    )
     print(f"{'':<28} {'wall s':>8} {'CPU s':>8} {'E meV/atom':>11} {'F meV/Å':>9}")
-    print(f"{'start (E0s not refitted)':<28} {'':>8} {'':>8} "
-          f"{start_errors.energy_mae_meV_per_atom:>11.2f} {start_errors.force_mae_meV_per_A:>9.1f}")  # fmt: skip
+    print(
+        f"{'start (E0s not refitted)':<28} {'':>8} {'':>8} "
+        f"{start_errors.energy_mae_meV_per_atom:>11.2f} {start_errors.force_mae_meV_per_A:>9.1f}"
+    )
     for label in timings:
         e = errors[label]
         name = f"{label} ({args.epochs} epochs)" if label == "gradient" else label
-        print(f"{name:<28} {timings[label]:>8.1f} {cpu[label]:>8.1f} "
-              f"{e.energy_mae_meV_per_atom:>11.2f} {e.force_mae_meV_per_A:>9.1f}")  # fmt: skip
-    print(f"per gradient epoch: {timings['gradient'] / args.epochs:.1f} s wall, "
-          f"{cpu['gradient'] / args.epochs:.1f} s CPU")  # fmt: skip
+        print(
+            f"{name:<28} {timings[label]:>8.1f} {cpu[label]:>8.1f} "
+            f"{e.energy_mae_meV_per_atom:>11.2f} {e.force_mae_meV_per_A:>9.1f}"
+        )
+    print(
+        f"per gradient epoch: {timings['gradient'] / args.epochs:.1f} s wall, "
+        f"{cpu['gradient'] / args.epochs:.1f} s CPU"
+    )
     ratio = cpu["gradient"] / cpu["closed-form"]
     force_ratio = errors["gradient"].force_mae_meV_per_A / errors["closed-form"].force_mae_meV_per_A
-    print(f"CPU-time ratio (gradient / closed form): {ratio:.1f}x; "
-          f"force-error ratio (gradient / closed form): {force_ratio:.2f}")  # fmt: skip
+    print(
+        f"CPU-time ratio (gradient / closed form): {ratio:.1f}x; "
+        f"force-error ratio (gradient / closed form): {force_ratio:.2f}"
+    )
 
 
 if __name__ == "__main__":

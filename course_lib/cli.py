@@ -42,38 +42,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_json_stream = None  # the real stdout while a --json command runs (see json_stdout)
+def print_json(payload, args: argparse.Namespace | None = None) -> None:
+    """Print ``payload`` as indented JSON: the ``--json`` output of every command.
 
-
-def print_json(payload) -> None:
-    """Print ``payload`` as indented JSON on stdout (the ``--json`` output of every command)."""
-    stream = _json_stream or sys.stdout
+    It goes to ``args.json_out``, the real stdout that ``main`` kept aside
+    before sending everything else printed meanwhile to stderr (mace-torch
+    announces missing cuequivariance when imported, CHGNet prints banners,
+    which would break ``course ... --json | jq``); without ``args``, to stdout.
+    """
+    stream = getattr(args, "json_out", None) or sys.stdout
     json.dump(payload, stream, indent=2, default=str)
     stream.write("\n")
 
 
-def print_result(result, *, as_json: bool) -> None:
-    """A command's result: ``result.as_dict()`` as JSON, or ``result.table()`` for people."""
-    if as_json:
-        print_json(result.as_dict())
+def print_result(result, args: argparse.Namespace) -> None:
+    """A command's result: ``result.as_dict()`` as JSON with ``--json``, else ``result.table()``."""
+    if getattr(args, "json", False):
+        print_json(result.as_dict(), args)
     else:
         print(result.table())
-
-
-@contextlib.contextmanager
-def json_stdout():
-    """Keep stdout for ``print_json`` alone: anything else printed meanwhile goes to stderr.
-
-    Libraries print on stdout (mace-torch announces missing cuequivariance when
-    imported, CHGNet prints banners), which would break ``course ... --json | jq``.
-    """
-    global _json_stream
-    _json_stream = sys.stdout
-    try:
-        with contextlib.redirect_stdout(sys.stderr):
-            yield
-    finally:
-        _json_stream = None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,7 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    quiet = json_stdout() if getattr(args, "json", False) else contextlib.nullcontext()
+    quiet = contextlib.nullcontext()
+    if getattr(args, "json", False):
+        args.json_out = sys.stdout
+        quiet = contextlib.redirect_stdout(sys.stderr)
     try:
         with quiet:
             return int(args.func(args) or 0)

@@ -24,6 +24,8 @@ class CourseConfig:
     seed: int = 0
     datasets: dict = field(default_factory=dict)
     thresholds: dict = field(default_factory=dict)
+    # [models.sha256]: checksums an instructor pinned for model files (name -> sha256)
+    model_pins: dict = field(default_factory=dict)
     source: Path | None = None
 
     @property
@@ -49,5 +51,6 @@ def load_config(path: str | os.PathLike | None = None) -> CourseConfig:
         seed=int(course.get("seed", 0)),
         datasets=dict(raw.get("datasets", {})),
         thresholds=dict(raw.get("thresholds", {})),
+        model_pins=dict(raw.get("models", {}).get("sha256", {})),
         source=path if path.exists() else None,
     )

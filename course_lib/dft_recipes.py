@@ -21,6 +21,7 @@ import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from importlib.metadata import version
 from pathlib import Path
 
@@ -28,11 +29,19 @@ import ase.io
 import numpy as np
 from ase import Atoms
 from ase.build import bulk
-from ase.spacegroup import crystal
 
 from course_lib.data import atomic_write_text
 from course_lib.dft import DEFAULT_SETTINGS, SECONDS_KEY, Job, assemble_dataset, read_failures
 from course_lib.paths import DATA_DIR, DATASETS_DIR
+from course_lib.structures import (
+    corpus_prototypes,
+    li2o2,
+    li2o_cubic,
+    rattled,
+    rutile,
+    small_supercell,
+    strained,
+)
 
 RUNS_DIR = DATA_DIR / "dft-runs"
 INPUTS_FILE = "inputs.extxyz"
@@ -47,138 +56,13 @@ class Recipe:
     seed: int
     build: Callable[[int], list[Job]]
     notes: str = ""
+    # Bumped when the job list grows; cached inputs of another revision are rebuilt
+    # (a recipe that grows must rebuild its earlier jobs exactly: see li2o_md_jobs).
+    revision: int = 1
 
     @property
     def run_dir(self) -> Path:
         return RUNS_DIR / self.name
-
-
-# --------------------------------------------------------------------------- geometry helpers
-
-
-def strained(atoms: Atoms, rng: np.random.Generator, *, normal: float, shear: float) -> Atoms:
-    """``atoms`` under a random symmetric strain: diagonal in ±normal, off-diagonal in ±shear."""
-    eps = np.diag(rng.uniform(-normal, normal, 3))
-    off = rng.uniform(-shear, shear, 3)
-    eps[0, 1] = eps[1, 0] = off[0]
-    eps[0, 2] = eps[2, 0] = off[1]
-    eps[1, 2] = eps[2, 1] = off[2]
-    out = atoms.copy()
-    out.set_cell(np.asarray(atoms.cell) @ (np.eye(3) + eps), scale_atoms=True)
-    return out
-
-
-def rattled(atoms: Atoms, rng: np.random.Generator, *, sigma: float) -> Atoms:
-    """``atoms`` with Gaussian displacements of standard deviation ``sigma`` (Å)."""
-    out = atoms.copy()
-    out.positions += rng.normal(0.0, sigma, size=out.positions.shape)
-    return out
-
-
-def _li2o_cubic(a: float = 4.65) -> Atoms:
-    return crystal(
-        ["O", "Li"], [(0, 0, 0), (0.25, 0.25, 0.25)], spacegroup=225, cellpar=[a] * 3 + [90] * 3
-    )
-
-
-def _rutile(cation: str, anion: str, a: float, c: float, x: float) -> Atoms:
-    return crystal(
-        [cation, anion], [(0, 0, 0), (x, x, 0)], spacegroup=136, cellpar=[a, a, c, 90, 90, 90]
-    )
-
-
-def _half_heusler(x: str, y: str, z: str, a: float) -> Atoms:
-    positions = [(0, 0, 0), (0.25, 0.25, 0.25), (0.5, 0.5, 0.5)]
-    return crystal(
-        [z, y, x], positions, spacegroup=216, cellpar=[a] * 3 + [90] * 3, primitive_cell=True
-    )
-
-
-def _perovskite(a_site: str, b_site: str, x: str, a: float) -> Atoms:
-    positions = [(0.5, 0.5, 0.5), (0, 0, 0), (0.5, 0, 0)]
-    return crystal([a_site, b_site, x], positions, spacegroup=221, cellpar=[a] * 3 + [90] * 3)
-
-
-def _li3n() -> Atoms:
-    positions = [(0, 0, 0), (0, 0, 0.5), (1 / 3, 2 / 3, 0)]
-    return crystal(
-        ["N", "Li", "Li"], positions, spacegroup=191, cellpar=[3.65, 3.65, 3.88, 90, 90, 120]
-    )
-
-
-def _li2o2() -> Atoms:
-    positions = [(0, 0, 0), (1 / 3, 2 / 3, 0.25), (1 / 3, 2 / 3, 0.649)]
-    return crystal(
-        ["Li", "Li", "O"], positions, spacegroup=194, cellpar=[3.14, 3.14, 7.65, 90, 90, 120]
-    )
-
-
-def _alpha_lialo2() -> Atoms:
-    positions = [(0, 0, 0), (0, 0, 0.5), (0, 0, 0.24)]
-    return crystal(
-        ["Li", "Al", "O"],
-        positions,
-        spacegroup=166,
-        cellpar=[2.80, 2.80, 14.2, 90, 90, 120],
-        primitive_cell=True,
-    )
-
-
-def corpus_prototypes() -> list[tuple[str, str, Atoms]]:
-    """(prototype, formula label, structure) of the mini-MPtrj crystals, near their PBE volumes."""
-    protos: list[tuple[str, str, Atoms]] = []
-
-    def add(kind: str, label: str, atoms: Atoms) -> None:
-        protos.append((kind, label, atoms))
-
-    for symbol, structure, a, c in [
-        ("Li", "bcc", 3.44, None),
-        ("Li", "fcc", 4.33, None),
-        ("Na", "bcc", 4.20, None),
-        ("Na", "fcc", 5.29, None),
-        ("Mg", "hcp", 3.19, 5.18),
-        ("Mg", "fcc", 4.52, None),
-        ("Mg", "bcc", 3.58, None),
-        ("Be", "hcp", 2.26, 3.56),
-        ("Al", "fcc", 4.04, None),
-        ("Al", "bcc", 3.23, None),
-        ("Si", "diamond", 5.47, None),
-        ("C", "diamond", 3.57, None),
-    ]:
-        add(structure, symbol, bulk(symbol, structure, a=a, c=c))
-    for formula, a in [
-        ("LiH", 4.01), ("LiF", 4.07), ("LiCl", 5.15), ("NaH", 4.83),
-        ("NaF", 4.70), ("NaCl", 5.70), ("MgO", 4.25), ("MgS", 5.23),
-    ]:  # fmt: skip
-        add("rocksalt", formula, bulk(formula, "rocksalt", a=a))
-    for formula, a in [("MgO", 2.60), ("NaCl", 3.45), ("LiF", 2.48)]:
-        add("cesiumchloride", formula, bulk(formula, "cesiumchloride", a=a))
-    for formula, a in [
-        ("BN", 3.62), ("BP", 4.55), ("AlP", 5.51), ("SiC", 4.38),
-        ("BeS", 4.87), ("MgO", 4.60), ("AlN", 4.40), ("BeO", 3.82),
-    ]:  # fmt: skip
-        add("zincblende", formula, bulk(formula, "zincblende", a=a))
-    for formula, a, c in [
-        ("AlN", 3.13, 5.02), ("BeO", 2.72, 4.41), ("SiC", 3.09, 5.06),
-        ("MgO", 3.30, 5.10), ("BN", 2.55, 4.23),
-    ]:  # fmt: skip
-        add("wurtzite", formula, bulk(formula, "wurtzite", a=a, c=c))
-    for label, symbols, a in [
-        ("Li2O", "OLi2", 4.65), ("Li2S", "SLi2", 5.72), ("Na2O", "ONa2", 5.57),
-        ("Na2S", "SNa2", 6.54), ("Be2C", "CBe2", 4.35), ("Mg2Si", "SiMg2", 6.37),
-    ]:  # fmt: skip
-        add("antifluorite", label, bulk(symbols, "fluorite", a=a))
-    add("rutile", "MgF2", _rutile("Mg", "F", 4.69, 3.10, 0.303))
-    add("rutile", "SiO2", _rutile("Si", "O", 4.18, 2.67, 0.306))
-    add("rutile", "MgH2", _rutile("Mg", "H", 4.52, 3.02, 0.304))
-    add("Li3N", "Li3N", _li3n())
-    add("Li2O2", "Li2O2", _li2o2())
-    add("half-heusler", "LiMgN", _half_heusler("Li", "Mg", "N", 4.97))
-    add("half-heusler", "LiMgP", _half_heusler("Li", "Mg", "P", 6.02))
-    add("half-heusler", "LiAlSi", _half_heusler("Li", "Al", "Si", 5.93))
-    add("perovskite", "NaMgF3", _perovskite("Na", "Mg", "F", 3.95))
-    add("alpha-NaFeO2", "LiAlO2", _alpha_lialo2())
-    return protos
 
 
 # --------------------------------------------------------------------------- recipes
@@ -192,7 +76,7 @@ def mini_mptrj_jobs(seed: int, *, starts: int = 3, max_steps: int = 8) -> list[J
     # Near-equilibrium Li2O and MgO: the targets of the course are partly in-distribution.
     near_li2o = bulk("OLi2", "fluorite", a=4.65)
     runs += [("antifluorite", "Li2O", near_li2o, 0.01, 0.005, 0.02)] * 3
-    runs += [("antifluorite", "Li2O", _li2o_cubic(), 0.01, 0.005, 0.03)] * 2
+    runs += [("antifluorite", "Li2O", li2o_cubic(), 0.01, 0.005, 0.03)] * 2
     runs += [
         ("rocksalt", "MgO", bulk("MgO", "rocksalt", a=4.25, cubic=True), 0.01, 0.005, 0.03)
     ] * 2
@@ -235,31 +119,16 @@ def li2o_md_snapshots(
     (about one period of the optical phonons, with a 100 fs thermostat time),
     ~0.2 s per step on one core.
     """
-    from ase import units
-    from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
-    from chgnet.model import CHGNet
-    from chgnet.model.dynamics import CHGNetCalculator
-
-    atoms = _li2o_cubic(LI2O_MD_LATTICE_A[temperature_K])
-    atoms.calc = CHGNetCalculator(model=CHGNet.load(verbose=False), use_device="cpu")
-    rng = np.random.RandomState(seed)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=rng)
-    dyn = Langevin(
-        atoms,
-        timestep_fs * units.fs,
+    return md_snapshots(
+        li2o_cubic(LI2O_MD_LATTICE_A[temperature_K]),
+        seed,
         temperature_K=temperature_K,
-        friction=0.01 / units.fs,
-        rng=rng,
+        n_snapshots=n_snapshots,
+        interval=interval,
+        equilibration=equilibration,
+        timestep_fs=timestep_fs,
+        friction_per_fs=0.01,
     )
-    dyn.run(equilibration)
-    snapshots = []
-    for _ in range(n_snapshots):
-        dyn.run(interval)
-        snap = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=True)
-        snap.wrap()
-        snapshots.append(snap)
-    return snapshots
 
 
 def cached_md_snapshots(seed: int, *, temperature_K: float, n_snapshots: int) -> list[Atoms]:
@@ -275,8 +144,21 @@ def cached_md_snapshots(seed: int, *, temperature_K: float, n_snapshots: int) ->
     return frames
 
 
-def li2o_md_jobs(seed: int, *, per_temperature: int = 150, test_fraction: float = 0.2) -> list[Job]:
-    """Single points of MD snapshots, alternating temperatures; test split stratified by T."""
+def li2o_md_jobs(
+    seed: int,
+    *,
+    per_temperature: int = 150,
+    test_fraction: float = 0.2,
+    extra_per_temperature: int = 250,
+) -> list[Job]:
+    """Single points of MD snapshots, alternating temperatures; test split stratified by T.
+
+    The first ``per_temperature`` snapshots per temperature (trajectories seeded
+    ``seed``, ``seed + 1``) are the original 300 frames with their fixed test
+    split. ``extra_per_temperature`` more come from fresh trajectories (seeds
+    ``seed + 10``, ``seed + 11``) and all join the training pool, so every
+    number measured on the test split before the pool grew stays comparable.
+    """
     rng = np.random.default_rng(seed)
     by_temperature = {}
     for offset, temperature in enumerate(LI2O_MD_TEMPERATURES_K):
@@ -297,6 +179,25 @@ def li2o_md_jobs(seed: int, *, per_temperature: int = 150, test_fraction: float 
     for index in range(per_temperature):
         for temperature, frames in by_temperature.items():
             jobs.append(Job(key=f"T{int(temperature):04d}-{index:03d}", atoms=frames[index]))
+    extra = {}
+    for offset, temperature in enumerate(LI2O_MD_TEMPERATURES_K):
+        md_seed = seed + 10 + offset
+        frames = cached_md_snapshots(
+            md_seed, temperature_K=temperature, n_snapshots=extra_per_temperature
+        )
+        for index, frame in enumerate(frames):
+            frame.info.update(
+                temperature_K=temperature,
+                md_snapshot=index,
+                md_seed=md_seed,
+                config_type=f"md-{int(temperature)}K",
+                split="train",
+            )
+        extra[temperature] = frames
+    for index in range(extra_per_temperature):
+        for temperature, frames in extra.items():
+            key = f"T{int(temperature):04d}-{per_temperature + index:03d}"
+            jobs.append(Job(key=key, atoms=frames[index]))
     return jobs
 
 
@@ -318,6 +219,138 @@ def mgo_rattled_jobs(seed: int, *, n_frames: int = 150, test_fraction: float = 0
     return jobs
 
 
+# Left out of the off-equilibrium corpus: the Li case study's own composition, so that
+# what course-mini-omat gains on hot Li2O is transfer from other chemistries.
+OMAT_LEFT_OUT = frozenset({"Li2O"})
+OMAT_RATTLE_SIGMAS_A = (0.05, 0.1, 0.15, 0.2)
+OMAT_MD_TEMPERATURE_RANGE_K = (300.0, 1500.0)
+
+
+def md_snapshots(
+    atoms: Atoms,
+    seed: int,
+    *,
+    temperature_K: float,
+    n_snapshots: int,
+    interval: int = 15,
+    equilibration: int = 60,
+    timestep_fs: float = 1.0,
+    friction_per_fs: float = 0.02,
+) -> list[Atoms]:
+    """CHGNet Langevin MD of ``atoms`` (seeded); a snapshot every ``interval`` steps.
+
+    With the defaults: 60 fs to thermalise (a 50 fs thermostat time) and
+    snapshots 15 fs apart: AIMD-like off-equilibrium frames, as in OMat24,
+    not an equilibrium ensemble. 1 fs steps keep hydrogen compounds stable
+    at 1500 K.
+    """
+    from ase import units
+    from ase.md.langevin import Langevin
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+    from chgnet.model import CHGNet
+    from chgnet.model.dynamics import CHGNetCalculator
+
+    work = atoms.copy()
+    work.calc = CHGNetCalculator(model=CHGNet.load(verbose=False), use_device="cpu")
+    rng = np.random.RandomState(seed)
+    MaxwellBoltzmannDistribution(work, temperature_K=temperature_K, rng=rng)
+    dyn = Langevin(
+        work,
+        timestep_fs * units.fs,
+        temperature_K=temperature_K,
+        friction=friction_per_fs / units.fs,
+        rng=rng,
+    )
+    dyn.run(equilibration)
+    snapshots = []
+    for _ in range(n_snapshots):
+        dyn.run(interval)
+        snap = Atoms(work.numbers, positions=work.positions, cell=work.cell, pbc=True)
+        snap.wrap()
+        snapshots.append(snap)
+    return snapshots
+
+
+def _cached(path: Path, make: Callable[[], list[Atoms]]) -> list[Atoms]:
+    if path.exists():
+        return ase.io.read(path, index=":", format="extxyz")
+    frames = make()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.extxyz")
+    ase.io.write(tmp, frames, format="extxyz")
+    tmp.replace(path)
+    return frames
+
+
+def mini_omat_jobs(
+    seed: int,
+    *,
+    per_sigma: int = 2,
+    n_strained: int = 4,
+    md_runs: int = 2,
+    snapshots_per_run: int = 4,
+    test_fraction: float = 0.1,
+) -> list[Job]:
+    """Off-equilibrium single points of the corpus's prototypes (Li2O left out), OMat24-style.
+
+    Per prototype, in its smallest supercell of at least 8 atoms: rattles of
+    every σ in ``OMAT_RATTLE_SIGMAS_A`` (``per_sigma`` each), ``n_strained``
+    strains of ±5-10 % (shear up to ±5 %, plus a 0.03 Å rattle), and
+    ``md_runs`` short CHGNet MD runs at temperatures drawn from 300-1500 K,
+    ``snapshots_per_run`` frames each (MD cached under ``data/dft-runs/mini-omat/md/``).
+    The job order is shuffled so that a partial dataset covers every prototype;
+    ``test_fraction`` of the frames are held out by frame (info split); info
+    ``prototype`` and ``formula`` let training hold out whole families instead.
+    """
+    rng = np.random.default_rng(seed)
+    items = []
+    for kind, label, atoms in corpus_prototypes():
+        if label in OMAT_LEFT_OUT:
+            continue
+        cell = small_supercell(atoms)
+        for sigma in OMAT_RATTLE_SIGMAS_A:
+            for _ in range(per_sigma):
+                items.append((kind, label, "rattled", rattled(cell, rng, sigma=sigma), {}))
+        for _ in range(n_strained):
+            magnitude = rng.uniform(0.05, 0.10)
+            eps = rng.choice([-1.0, 1.0]) * magnitude
+            out = strained(cell, rng, normal=0.0, shear=0.05)
+            out.set_cell(np.asarray(out.cell) * (1.0 + eps), scale_atoms=True)
+            info = {"strain": round(float(eps), 4)}
+            items.append((kind, label, "strained", rattled(out, rng, sigma=0.03), info))
+        for run in range(md_runs):
+            temperature = float(round(rng.uniform(*OMAT_MD_TEMPERATURE_RANGE_K)))
+            md_seed = int(rng.integers(2**31))
+            path = RUNS_DIR / "mini-omat" / "md" / f"{kind}-{label}-{run}.extxyz"
+            run_md = partial(
+                md_snapshots,
+                cell,
+                md_seed,
+                temperature_K=temperature,
+                n_snapshots=snapshots_per_run,
+            )
+            frames = _cached(path, run_md)
+            for frame in frames:
+                items.append((kind, label, "md", frame, {"temperature_K": temperature}))
+    order = rng.permutation(len(items))
+    test = set(
+        rng.choice(len(items), size=round(test_fraction * len(items)), replace=False).tolist()
+    )
+    jobs = []
+    for index, item_index in enumerate(order):
+        kind, label, mode, atoms, info = items[item_index]
+        atoms = atoms.copy()
+        atoms.info.update(
+            config_type=mode,
+            prototype=kind,
+            formula=label,
+            split="test" if index in test else "train",
+            **info,
+        )
+        jobs.append(Job(key=f"{index:04d}-{mode}-{kind}-{label}", atoms=atoms))
+    return jobs
+
+
 def li_o_phase_structures() -> dict[str, Atoms]:
     """The Li-O phases: stable ones, elemental references and a few above the hull."""
     o2 = Atoms(
@@ -325,7 +358,7 @@ def li_o_phase_structures() -> dict[str, Atoms]:
     )
     o2.set_initial_magnetic_moments([1.0, 1.0])  # triplet: the only spin-polarised calculation
     o2.info["molecule"] = True
-    anti_rutile = _rutile("O", "Li", 4.00, 3.00, 0.30)
+    anti_rutile = rutile("O", "Li", 4.00, 3.00, 0.30)
     lio_rocksalt = bulk("LiO", "rocksalt", a=4.20)
     return {
         "Li-bcc": bulk("Li", "bcc", a=3.44),
@@ -334,7 +367,7 @@ def li_o_phase_structures() -> dict[str, Atoms]:
         "O2-molecule": o2,
         "Li2O-antifluorite": bulk("OLi2", "fluorite", a=4.65),
         "Li2O-antirutile": anti_rutile,
-        "Li2O2-P63mmc": _li2o2(),
+        "Li2O2-P63mmc": li2o2(),
         "LiO-rocksalt": lio_rocksalt,
     }
 
@@ -380,7 +413,30 @@ RECIPES: dict[str, Recipe] = {
             ),
             seed=3,
             build=li2o_md_jobs,
-            notes="MD driven by CHGNet (pretrained on MPtrj, weights bundled with the chgnet package).",
+            notes=(
+                "MD driven by CHGNet (pretrained on MPtrj, weights bundled with the chgnet "
+                "package). Revision 2 adds 250 snapshots per temperature from two fresh "
+                "trajectories (seeds 13 and 14), all in the training pool; the first 300 frames "
+                "and their test split are those of revision 1."
+            ),
+            revision=2,
+        ),
+        Recipe(
+            name="mini-omat",
+            description=(
+                "Off-equilibrium companion of mini-mptrj, made the way OMat24 was: the corpus's "
+                "prototypes in supercells of 8+ atoms, rattled (σ 0.05-0.2 Å), strained "
+                "(±5-10%, shear ±5%) and snapshots of short CHGNet MD at 300-1500 K, every frame "
+                "a DFT single point. Li2O, the Li case study's composition, is left out so that "
+                "what a model gains on hot Li2O is transfer from other chemistries. 10% of the "
+                "frames held out (info split); info prototype/formula for holding out families."
+            ),
+            seed=21,
+            build=mini_omat_jobs,
+            notes=(
+                "MD: CHGNet 0.3.0 Langevin, 1 fs steps, friction 0.02/fs, 60 fs to thermalise, "
+                "snapshots 15 fs apart (short runs: off-equilibrium frames, not an ensemble)."
+            ),
         ),
         Recipe(
             name="mgo-rattled",
@@ -423,11 +479,15 @@ def load_jobs(name: str, *, rebuild: bool = False) -> list[Job]:
     path = recipe.run_dir / INPUTS_FILE
     if path.exists() and not rebuild:
         jobs = [_job_from_atoms(atoms) for atoms in ase.io.read(path, index=":", format="extxyz")]
-        if jobs and jobs[0].atoms.info.get("recipe_seed") == recipe.seed:
+        first = jobs[0].atoms.info if jobs else {}
+        if first.get("recipe_seed") == recipe.seed and (
+            first.get("recipe_revision", 1) == recipe.revision
+        ):
             return jobs
     jobs = recipe.build(recipe.seed)
     path.parent.mkdir(parents=True, exist_ok=True)
-    ase.io.write(path, [_atoms_from_job(job, recipe.seed) for job in jobs], format="extxyz")
+    inputs = [_atoms_from_job(job, recipe) for job in jobs]
+    ase.io.write(path, inputs, format="extxyz")
     return jobs
 
 
@@ -437,13 +497,17 @@ def get_recipe(name: str) -> Recipe:
     return RECIPES[name]
 
 
-JOB_INFO_KEYS = ("job_key", "job_kind", "job_options", "recipe_seed")
+JOB_INFO_KEYS = ("job_key", "job_kind", "job_options", "recipe_seed", "recipe_revision")
 
 
-def _atoms_from_job(job: Job, seed: int) -> Atoms:
+def _atoms_from_job(job: Job, recipe: Recipe) -> Atoms:
     atoms = job.atoms.copy()
     atoms.info.update(
-        job_key=job.key, job_kind=job.kind, job_options=json.dumps(job.options), recipe_seed=seed
+        job_key=job.key,
+        job_kind=job.kind,
+        job_options=json.dumps(job.options),
+        recipe_seed=recipe.seed,
+        recipe_revision=recipe.revision,
     )
     return atoms
 
@@ -505,3 +569,35 @@ def assemble_recipe(name: str, *, jobs: list[Job] | None = None, settings=None):
     record["frames_by_group"] = dict(sorted(groups.items()))
     atomic_write_text(path.with_suffix(".json"), json.dumps(record, indent=2) + "\n")
     return path, frames
+
+
+def make_dataset(
+    name: str,
+    *,
+    workers: int = 1,
+    limit: int | None = None,
+    assemble_only: bool = False,
+    retry_failed: bool = False,
+) -> dict:
+    """Label (unless ``assemble_only``) and assemble one bundled dataset; return a summary."""
+    from course_lib.dft import label_structures, require_gpaw
+
+    recipe = get_recipe(name)
+    jobs = load_jobs(name)
+    summary = {"dataset": name, "jobs": len(jobs)}
+    if not assemble_only:
+        require_gpaw()
+        selected = jobs if limit is None else jobs[:limit]
+        report = label_structures(
+            selected, recipe.run_dir, DEFAULT_SETTINGS, workers=workers, retry_failed=retry_failed
+        )
+        summary.update(computed=report.n_computed, skipped=report.n_skipped)
+    path, frames = assemble_recipe(name, jobs=jobs)
+    failures = read_failures(recipe.run_dir)
+    summary.update(
+        finished=sum((recipe.run_dir / f"{job.key}.extxyz").exists() for job in jobs),
+        failed=len(failures),
+        frames=len(frames),
+        file=str(path),
+    )
+    return summary

@@ -6,72 +6,60 @@
   optionally pulled toward the pre-trained weights by an L2 penalty
   ``l2_pull * sum (w - w_pretrained)^2``. The readout of a frozen MACE is
   linear in the weights of its last linear layers, so ``solver="closed-form"``
-  fits them in one pass by ridge (Bayesian) least squares, which also gives
-  a posterior covariance of those weights. Its cost is one backward pass per
-  readout weight (~48 for the small default MACE), about 4-7 gradient
-  epochs, and it lands on the optimum that gradient training approaches
-  only slowly (``bench/bench_finetune.py``).
+  fits them in one pass by ridge (Bayesian) least squares
+  (``course_lib.closed_form``), which also gives a posterior covariance of
+  those weights. Its cost is one backward pass per readout weight (~48 for
+  the small default MACE), about 4-7 gradient epochs, and it lands on the
+  optimum that gradient training approaches only slowly
+  (``bench/bench_finetune.py``).
 * **full**: every parameter trainable, starting from the pre-trained weights.
 * **scratch**: the same architecture (the foundation model's hyper-parameters
   when one is given, else ``MaceArchitecture``) freshly initialised, for the
   elements of the training data, so it can learn elements the foundation
   model never saw.
 
+Every setting lives in one frozen ``FineTuneSettings``, validated when it is
+made; ``fine_tune``, ``FineTuner``, ``run_regime`` and the learning-curve
+runner all take it (or its fields as keywords).
+
 Reference energies. A model's energy is ``sum_i E0[Z_i]`` plus learned
-per-atom terms. Data from another DFT setup (code, pseudopotentials) differ
-from the pre-training labels by a per-element constant, which no amount of
-readout training should have to absorb. ``e0s="refit"`` (default)
-re-estimates the E0s from the fine-tuning data by least squares on
-composition, as a correction to the pre-trained E0s that makes the model's
-mean energy right for these data (scratch: a plain fit). ``e0s="keep"``
-keeps the model's E0s (data from the same DFT setup); a dict sets them (eV).
-
-Loss (mace-torch's terms, energies per atom)::
-
-    L = w_E * mean((dE / N)^2) + w_F * mean(dF^2) + w_S * mean(dS^2)   [eV^2, eV^2/Å^2, ...]
-
-``forces_weight=0`` is the energy-only mode: one label per structure instead
-of 1 + 3N, and forces are then not even computed while training.
+per-atom terms. ``e0s="refit"`` (default) re-estimates the E0s from the
+fine-tuning data by least squares on composition, as a correction to the
+pre-trained E0s that makes the model's mean energy right for these data
+(scratch: a plain fit). Data from another DFT setup differ from the
+pre-training labels by a per-element constant, which the refit absorbs; but
+even on the same setup the refit also absorbs the model's own composition
+bias on the new system. ``e0s="keep"`` keeps the model's E0s; a dict sets
+them (eV). The loss is ``course_lib.training``'s.
 """
 
 from __future__ import annotations
 
 import copy
-import inspect
 import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import mace  # noqa: F401  (import mace before e3nn: e3nn alone fails on torch 2.13)
 import numpy as np
 import torch
 from ase import Atoms
-from mace.modules.loss import (
-    mean_squared_error_forces,
-    weighted_mean_squared_error_energy,
-    weighted_mean_squared_stress,
-)
-from mace.tools.scatter import scatter_sum
 
 from course_lib import data as ds
 from course_lib import mace_models
-from course_lib.graphs import graph_loader
+from course_lib.closed_form import ReadoutPosterior, fit_readouts_closed_form
 from course_lib.models import resolve_device
-from course_lib.zero_shot import (
-    ErrorMetrics,
-    Predictions,
-    composition_matrix,
-    error_metrics,
-    predict,
-)
+from course_lib.training import LossWeights, TrainingHistory, train
+from course_lib.zero_shot import ErrorMetrics, Predictions, ZeroShotResult, error_metrics, predict
 
 logger = logging.getLogger(__name__)
 
 REGIMES = ("few-shot", "full", "scratch")
 SOLVERS = ("gradient", "closed-form")
+TRAINABLE = ("readouts", "last-layer")
 DEFAULT_LR = {"few-shot": 5e-3, "full": 1e-3, "scratch": 1e-2}
 
 
@@ -79,113 +67,97 @@ class UnknownElementsError(ValueError):
     """The data contain elements the pre-trained model has no embedding for."""
 
 
-# --------------------------------------------------------------------------- results
+# --------------------------------------------------------------------------- settings
 
 
 @dataclass(frozen=True)
-class LossWeights:
-    """Weights of the per-atom energy (1/eV²), force (Å²/eV²) and stress terms of the loss."""
+class FineTuneSettings:
+    """Every setting of a fine-tuning run; checked when made (an error says what to change).
 
-    energy: float = 1.0
-    forces: float = 100.0
-    stress: float = 0.0
+    ``lr=None`` takes the regime's ``DEFAULT_LR``. Loss weights default to
+    ``LossWeights``'s (per-atom energy 1, forces 100, stress 0);
+    ``forces_weight=0`` is energy-only training. ``patience`` epochs without
+    validation improvement stop training, ``lr_patience`` halve (``lr_factor``)
+    the learning rate. ``valid_fraction`` of the training frames are held
+    out for validation when no validation frames are given. ``ridge`` is the
+    closed form's L2 pull (relative to the mean diagonal of its normal matrix).
+    """
+
+    regime: str = "few-shot"
+    trainable: str = "readouts"
+    solver: str = "gradient"
+    e0s: str | Mapping[str, float] = "refit"
+    energy_weight: float = LossWeights.energy
+    forces_weight: float = LossWeights.forces
+    stress_weight: float = LossWeights.stress
+    l2_pull: float = 0.0
+    ridge: float = 1e-6
+    architecture: mace_models.MaceArchitecture | None = None
+    max_epochs: int = 50
+    batch_size: int = 8
+    lr: float | None = None
+    patience: int = 10
+    lr_patience: int = 3
+    lr_factor: float = 0.5
+    valid_fraction: float = 0.1
+    seed: int = 0
+    dtype: str = "float64"
+    device: str = "auto"
+    progress: bool = True
 
     def __post_init__(self):
-        for name in ("energy", "forces", "stress"):
-            value = getattr(self, name)
-            if not (np.isfinite(value) and value >= 0):
-                raise ValueError(f"{name}_weight must be finite and >= 0, got {value}")
-        if self.energy == self.forces == self.stress == 0:
-            raise ValueError("all loss weights are zero; nothing to fit")
+        if self.regime not in REGIMES:
+            raise ValueError(f"regime must be one of {REGIMES}, got {self.regime!r}")
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {SOLVERS}, got {self.solver!r}")
+        if self.trainable not in TRAINABLE:
+            raise ValueError(f"trainable must be one of {TRAINABLE}, got {self.trainable!r}")
+        if self.solver == "closed-form" and (
+            self.regime != "few-shot" or self.trainable != "readouts"
+        ):
+            raise ValueError(
+                "solver='closed-form' fits the readouts of a frozen model: it needs "
+                "regime='few-shot' and trainable='readouts'"
+            )
+        if not (isinstance(self.e0s, Mapping) or self.e0s in ("refit", "keep")):
+            raise ValueError(
+                f"e0s must be 'refit', 'keep' or a dict of eV per element, got {self.e0s!r}"
+            )
+        if self.dtype not in mace_models.DTYPES:
+            raise ValueError(f"dtype must be one of {list(mace_models.DTYPES)}, got {self.dtype!r}")
+        if self.l2_pull < 0 or (self.l2_pull > 0 and self.regime == "scratch"):
+            raise ValueError(
+                "l2_pull must be >= 0 and pulls toward pre-trained weights (not scratch)"
+            )
+        if not 0.0 < self.valid_fraction < 1.0:
+            raise ValueError(f"valid_fraction must lie in (0, 1), got {self.valid_fraction}")
+        if self.max_epochs < 1 or self.batch_size < 1:
+            raise ValueError("max_epochs and batch_size must be >= 1")
+        self.weights  # noqa: B018  (LossWeights checks the three weights)
 
-
-@dataclass(frozen=True)
-class TrainingHistory:
-    """Per-epoch losses and errors; epoch 0 is the starting model (validation only).
-
-    Losses are in the loss's units; MAEs in meV/atom (energy) and meV/Å
-    (force components). Training-set MAEs are accumulated over each epoch's
-    batches while the weights move; NaN where not computed.
-    """
-
-    epoch: tuple[int, ...]
-    train_loss: tuple[float, ...]
-    valid_loss: tuple[float, ...]
-    train_energy_mae: tuple[float, ...]
-    valid_energy_mae: tuple[float, ...]
-    train_force_mae: tuple[float, ...]
-    valid_force_mae: tuple[float, ...]
-    lr: tuple[float, ...]
-    best_epoch: int
-    stopped_early: bool
-    wall_time_s: float
-
-    def rows(self) -> list[dict]:
-        names = (
-            "epoch",
-            "train_loss",
-            "valid_loss",
-            "train_energy_mae",
-            "valid_energy_mae",
-            "train_force_mae",
-            "valid_force_mae",
-            "lr",
+    @property
+    def weights(self) -> LossWeights:
+        return LossWeights(
+            energy=self.energy_weight, forces=self.forces_weight, stress=self.stress_weight
         )
-        return [dict(zip(names, values)) for values in zip(*(getattr(self, n) for n in names))]
+
+    @property
+    def shares_design(self) -> bool:
+        """Few-shot closed-form readouts with E0s refitted: fits that can share one design pass."""
+        return (
+            self.regime == "few-shot"
+            and self.solver == "closed-form"
+            and self.trainable == "readouts"
+            and self.e0s == "refit"
+        )
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr or DEFAULT_LR[self.regime]
 
     def as_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
-
-    @classmethod
-    def from_dict(cls, record: Mapping) -> TrainingHistory:
-        """The inverse of ``as_dict``, e.g. for the history stored in a model card."""
-        names = [f.name for f in fields(cls)]
-        missing = sorted(set(names) - set(record))
-        if missing:
-            raise KeyError(f"a training history needs {missing}; got keys {sorted(record)}")
-        return cls(
-            **{n: tuple(record[n]) if isinstance(record[n], list) else record[n] for n in names}
-        )
-
-    def table(self) -> str:
-        lines = [
-            f"{'epoch':>5} {'train loss':>11} {'valid loss':>11} {'E MAE':>8} {'F MAE':>8} {'lr':>8}",
-            f"{'':>5} {'':>11} {'':>11} {'meV/at':>8} {'meV/Å':>8}",
-        ]
-        for row in self.rows():
-            marker = " *" if row["epoch"] == self.best_epoch else ""
-            lines.append(
-                f"{row['epoch']:>5} {row['train_loss']:>11.4g} {row['valid_loss']:>11.4g} "
-                f"{row['valid_energy_mae']:>8.2f} {row['valid_force_mae']:>8.1f} "
-                f"{row['lr']:>8.1e}{marker}"
-            )
-        lines.append(
-            f"best epoch {self.best_epoch} (*), {'stopped early' if self.stopped_early else 'ran all epochs'}, "
-            f"{self.wall_time_s:.1f} s"
-        )
-        return "\n".join(lines)
-
-    __str__ = table
-
-
-@dataclass(frozen=True)
-class ReadoutPosterior:
-    """Closed-form fit of the readouts' last linear layers (ridge = Gaussian prior).
-
-    ``mean`` holds the fitted weights, concatenated in ``parameter_names``
-    order; ``covariance`` their posterior covariance ``s2 * (A'A + ridge*I)^-1``
-    with ``s2`` (``noise_variance``) the residual variance of the loss-weighted
-    label rows.
-    """
-
-    parameter_names: tuple[str, ...]
-    parameter_sizes: tuple[int, ...]
-    mean: np.ndarray = field(repr=False)
-    covariance: np.ndarray = field(repr=False)
-    noise_variance: float
-    ridge: float
-    n_energy_labels: int
-    n_force_labels: int
+        """Field by field (the architecture stays a ``MaceArchitecture``)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass(frozen=True)
@@ -246,12 +218,35 @@ def check_elements(model: torch.nn.Module, frames: Sequence[Atoms], *, regime: s
         )
 
 
+def shared_closed_form(
+    model: torch.nn.Module,
+    train_sets: Sequence[Sequence[Atoms]],
+    settings: FineTuneSettings,
+    test_frames: Sequence[Atoms] | None = None,
+):
+    """``closed_form.SharedClosedForm`` for many closed-form fits with ``settings``.
+
+    Checks the elements first, as ``fine_tune`` would for each fit.
+    """
+    from course_lib.closed_form import SharedClosedForm
+
+    frames = [atoms for train in train_sets for atoms in train]
+    check_elements(model, [*frames, *(test_frames or [])], regime="few-shot")
+    return SharedClosedForm(
+        model,
+        train_sets,
+        test_frames,
+        weights=settings.weights,
+        ridge=settings.ridge,
+        dtype=settings.dtype,
+        device=resolve_device(settings.device),
+    )
+
+
 def split_validation(
     frames: Sequence[Atoms], *, valid_fraction: float, seed: int
 ) -> tuple[list[Atoms], list[Atoms]]:
     """Seeded train/validation split; at least one frame in each."""
-    if not 0.0 < valid_fraction < 1.0:
-        raise ValueError(f"valid_fraction must lie in (0, 1), got {valid_fraction}")
     if len(frames) < 2:
         raise ds.DatasetError(
             f"need at least 2 training frames to hold one out for validation, got {len(frames)}; "
@@ -272,397 +267,58 @@ def refit_e0s(model: torch.nn.Module, frames: Sequence[Atoms], *, batch_size: in
     return e0s
 
 
-# --------------------------------------------------------------------------- training
-
-
-@dataclass
-class _EpochStats:
-    loss: float = float("nan")
-    energy_mae: float = float("nan")
-    force_mae: float = float("nan")
-
-
-def batch_loss(batch, output: dict, weights: LossWeights) -> torch.Tensor:
-    """Weighted loss of one batch (mace-torch's per-atom energy, force and stress terms)."""
-    loss = weights.energy * weighted_mean_squared_error_energy(batch, output, ddp=False)
-    if weights.forces:
-        loss = loss + weights.forces * mean_squared_error_forces(batch, output, ddp=False)
-    if weights.stress:
-        loss = loss + weights.stress * weighted_mean_squared_stress(batch, output, ddp=False)
-    return loss
-
-
-def _run_epoch(model, loader, weights: LossWeights, *, optimizer=None, pull=None, clip=10.0):
-    """One pass over ``loader``: trains when ``optimizer`` is given, else evaluates."""
-    device = next(model.parameters()).device
-    training = optimizer is not None
-    need_forces = weights.forces > 0 or not training
-    sums = np.zeros(5)  # loss*graphs, |dE|/N, graphs, |dF|, force components
-    for batch in loader:
-        batch = batch.to(device)
-        output = model(
-            batch.to_dict(),
-            training=training,
-            compute_force=need_forces,
-            compute_stress=weights.stress > 0,
-        )
-        loss = batch_loss(batch, output, weights)
-        if training:
-            optimizer.zero_grad(set_to_none=True)
-            total = loss + pull() if pull is not None else loss
-            total.backward()
-            params = [p for group in optimizer.param_groups for p in group["params"]]
-            torch.nn.utils.clip_grad_norm_(params, clip)
-            optimizer.step()
-        n_atoms = batch.ptr[1:] - batch.ptr[:-1]
-        with torch.no_grad():
-            energy_error = ((output["energy"] - batch.energy) / n_atoms).abs()
-            sums[:3] += (float(loss) * len(n_atoms), float(energy_error.sum()), len(n_atoms))
-            if need_forces:
-                force_error = (output["forces"] - batch.forces).abs()
-                sums[3:] += (float(force_error.sum()), force_error.numel())
-    return _EpochStats(
-        loss=sums[0] / sums[2],
-        energy_mae=1e3 * sums[1] / sums[2],
-        force_mae=1e3 * sums[3] / sums[4] if sums[4] else float("nan"),
-    )
-
-
-def _l2_pull(parameters: Sequence[torch.nn.Parameter], strength: float):
-    """``strength * sum (w - w0)^2`` toward the current (pre-trained) values."""
-    reference = [p.detach().clone() for p in parameters]
-
-    def penalty() -> torch.Tensor:
-        return strength * sum(((p - r) ** 2).sum() for p, r in zip(parameters, reference))
-
-    return penalty
-
-
-def train(
-    model: torch.nn.Module,
-    train_frames: Sequence[Atoms],
-    valid_frames: Sequence[Atoms],
-    *,
-    weights: LossWeights = LossWeights(),
-    max_epochs: int = 50,
-    batch_size: int = 8,
-    lr: float = 1e-3,
-    l2_pull: float = 0.0,
-    patience: int = 10,
-    lr_patience: int = 3,
-    lr_factor: float = 0.5,
-    seed: int = 0,
-    progress: bool = True,
-) -> TrainingHistory:
-    """Adam on the parameters that require grad; keeps the best validation state.
-
-    The learning rate is halved (``lr_factor``) after ``lr_patience`` epochs
-    without validation improvement, training stops after ``patience`` such
-    epochs, and the model ends with the weights of its best validation epoch.
-    Batches are shuffled by a generator seeded with ``seed``.
-    """
-    from tqdm.auto import tqdm
-
-    start = time.perf_counter()
-    parameters = [p for p in model.parameters() if p.requires_grad]
-    if not parameters:
-        raise ValueError("no trainable parameters")
-    optimizer = torch.optim.Adam(parameters, lr=lr, amsgrad=True)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, factor=lr_factor, patience=lr_patience
-    )
-    pull = _l2_pull(parameters, l2_pull) if l2_pull > 0 else None
-    train_loader = graph_loader(train_frames, model, batch_size=batch_size, shuffle=True, seed=seed)
-    valid_loader = graph_loader(valid_frames, model, batch_size=batch_size)
-
-    rows = [(0, _EpochStats(), _run_epoch(model, valid_loader, weights), lr)]
-    best_loss, best_epoch = rows[0][2].loss, 0
-    best_state = copy.deepcopy(model.state_dict())
-    stopped_early = False
-    bar = tqdm(range(1, max_epochs + 1), desc="training", disable=not progress, leave=False)
-    for epoch in bar:
-        train_stats = _run_epoch(model, train_loader, weights, optimizer=optimizer, pull=pull)
-        valid_stats = _run_epoch(model, valid_loader, weights)
-        rows.append((epoch, train_stats, valid_stats, optimizer.param_groups[0]["lr"]))
-        scheduler.step(valid_stats.loss)
-        bar.set_postfix(
-            E=f"{valid_stats.energy_mae:.1f} meV/at", F=f"{valid_stats.force_mae:.0f} meV/Å"
-        )
-        if valid_stats.loss < best_loss:
-            best_loss, best_epoch = valid_stats.loss, epoch
-            best_state = copy.deepcopy(model.state_dict())
-        elif epoch - best_epoch >= patience:
-            stopped_early = True
-            break
-    bar.close()
-    model.load_state_dict(best_state)
-    return TrainingHistory(
-        epoch=tuple(r[0] for r in rows),
-        train_loss=tuple(r[1].loss for r in rows),
-        valid_loss=tuple(r[2].loss for r in rows),
-        train_energy_mae=tuple(r[1].energy_mae for r in rows),
-        valid_energy_mae=tuple(r[2].energy_mae for r in rows),
-        train_force_mae=tuple(r[1].force_mae for r in rows),
-        valid_force_mae=tuple(r[2].force_mae for r in rows),
-        lr=tuple(r[3] for r in rows),
-        best_epoch=best_epoch,
-        stopped_early=stopped_early,
-        wall_time_s=time.perf_counter() - start,
-    )
-
-
-# --------------------------------------------------------------------------- closed form
-
-
-def readout_linears(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
-    """The last linear layer of each readout, by parameter-name prefix.
-
-    The readout output (and so the energy and forces) is linear in their weights.
-    """
-    layers = {}
-    for i, block in enumerate(model.readouts):
-        name = "linear" if hasattr(block, "linear") else "linear_2"
-        layer = getattr(block, name)
-        extra = [n for n, _ in layer.named_parameters() if n != "weight"]
-        if extra:
-            raise ValueError(
-                f"readouts.{i}.{name} has parameters {extra}; closed form needs bias-free readouts"
-            )
-        layers[f"readouts.{i}.{name}"] = layer
-    return layers
-
-
-def readout_design_rows(model, batch, layers, *, with_forces: bool):
-    """Energy and force design matrices of one batch: d(E, F)/d(readout weights).
-
-    Returns (energy rows [n_graphs, P], force rows [3 n_atoms, P] or None,
-    predicted energies, predicted forces).
-    """
-    captured = {}
-    hooks = [
-        layer.register_forward_hook(
-            lambda mod, args, out, key=key: captured.__setitem__(key, args[0])
-        )
-        for key, layer in layers.items()
-    ]
-    try:
-        output = model(batch.to_dict(), training=False, compute_force=False)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    positions = batch["positions"]
-    energy = output["energy"]
-    scale = torch.atleast_1d(model.scale_shift.scale)[0]
-    columns = []
-    for key, layer in layers.items():
-        x = captured[key]
-        basis = torch.eye(layer.weight.numel(), dtype=x.dtype, device=x.device)
-        for row in basis:  # the layer's output for a one-hot weight: one feature per atom
-            per_atom = torch.func.functional_call(layer, {"weight": row}, (x,))[:, 0]
-            columns.append(scatter_sum(scale * per_atom, batch.batch, dim=0, dim_size=len(energy)))
-    energy_rows = torch.stack(columns, dim=1)
-    if not with_forces:
-        return energy_rows.detach(), None, energy.detach(), None
-    grads = [
-        torch.autograd.grad(column.sum(), positions, retain_graph=True)[0] for column in columns
-    ]
-    forces = -torch.autograd.grad(energy.sum(), positions)[0]
-    force_rows = -torch.stack([g.reshape(-1) for g in grads], dim=1)
-    return energy_rows.detach(), force_rows.detach(), energy.detach(), forces.detach()
-
-
-def _accumulate(normal, rhs, rows, target, weight) -> float:
-    """Add weighted rows to the normal equations in place; return their weighted target sum of squares."""
-    normal += weight * rows.T @ rows
-    rhs += weight * rows.T @ target
-    return weight * float(target @ target)
-
-
-def fit_readouts_closed_form(
-    model: torch.nn.Module,
-    frames: Sequence[Atoms],
-    *,
-    weights: LossWeights = LossWeights(),
-    ridge: float = 1e-6,
-    refit_e0s: bool = True,
-    batch_size: int = 8,
-) -> tuple[ReadoutPosterior, dict[str, float]]:
-    """Fit the readouts' last linear layers (and E0 shifts) by one ridge least-squares solve.
-
-    Minimises the same loss as gradient training (energy per atom and force
-    components, weighted, averaged over their label counts) over those weights
-    only, plus ``ridge * mean(diag A'A) * |w - w_pretrained|^2``, which is the
-    L2 pull toward the pre-trained weights. Updates ``model`` in place and
-    returns the posterior and the E0s (eV).
-    """
-    layers = readout_linears(model)
-    if refit_e0s:
-        mace_models.warn_if_compositions_collinear(frames)
-    elements = list(mace_models.model_elements(model))
-    n_weights = sum(layer.weight.numel() for layer in layers.values())
-    n_columns = n_weights + (len(elements) if refit_e0s else 0)
-    normal = np.zeros((n_columns, n_columns))
-    rhs = np.zeros(n_columns)
-    residual_ss = 0.0
-    with_forces = weights.forces > 0
-    device = next(model.parameters()).device
-    n_graphs, n_components = len(frames), 3 * sum(len(a) for a in frames)
-    first = 0
-    for batch in graph_loader(frames, model, batch_size=batch_size):
-        energy_rows, force_rows, energy, forces = (
-            None if t is None else t.double().cpu().numpy()
-            for t in readout_design_rows(model, batch.to(device), layers, with_forces=with_forces)
-        )
-        n_atoms = np.diff(batch.ptr.numpy())[:, None]
-        last = first + len(n_atoms)
-        rows = energy_rows / n_atoms
-        if refit_e0s:
-            rows = np.hstack([rows, composition_matrix(frames[first:last], elements) / n_atoms])
-        target = (batch.energy.double().numpy() - energy) / n_atoms[:, 0]
-        residual_ss += _accumulate(normal, rhs, rows, target, weights.energy / n_graphs)
-        if force_rows is not None:
-            rows = np.pad(force_rows, ((0, 0), (0, n_columns - n_weights)))
-            target = batch.forces.double().numpy().ravel() - forces.ravel()
-            residual_ss += _accumulate(normal, rhs, rows, target, weights.forces / n_components)
-        first = last
-    penalty = np.zeros(n_columns)
-    penalty[:n_weights] = ridge * np.mean(np.diag(normal)[:n_weights])
-    precision = normal + np.diag(penalty)
-    delta = np.linalg.lstsq(precision, rhs, rcond=None)[0]
-    # weighted residual after the fit: r'Wr - 2 d'A'Wr + d'A'WA d
-    fitted_ss = residual_ss - 2 * delta @ rhs + delta @ normal @ delta
-    n_labels = n_graphs + (n_components if with_forces else 0)
-    noise = max(fitted_ss, 0.0) / max(n_labels - n_columns, 1)
-    covariance = noise * np.linalg.pinv(precision)
-
-    offset = 0
-    means = []
-    with torch.no_grad():
-        for layer in layers.values():
-            size = layer.weight.numel()
-            layer.weight += torch.as_tensor(
-                delta[offset : offset + size], dtype=layer.weight.dtype, device=layer.weight.device
-            )
-            means.append(layer.weight.detach().cpu().double().numpy().copy())
-            offset += size
-    e0s = mace_models.model_e0s(model)
-    if refit_e0s:
-        present = set(mace_models.frame_elements(frames))
-        e0s = {s: e0s[s] + float(d) for s, d in zip(elements, delta[n_weights:]) if s in present}
-        mace_models.set_model_e0s(model, e0s)
-    posterior = ReadoutPosterior(
-        parameter_names=tuple(f"{key}.weight" for key in layers),
-        parameter_sizes=tuple(layer.weight.numel() for layer in layers.values()),
-        mean=np.concatenate(means),
-        covariance=covariance[:n_weights, :n_weights],
-        noise_variance=float(noise),
-        ridge=ridge,
-        n_energy_labels=n_graphs,
-        n_force_labels=n_components if with_forces else 0,
-    )
-    return posterior, e0s
-
-
-def readout_energy_std(
-    model: torch.nn.Module,
-    posterior: ReadoutPosterior,
-    frames: Sequence[Atoms],
-    *,
-    batch_size: int = 16,
-) -> np.ndarray:
-    """Posterior standard deviation of each frame's energy (eV) from the readout fit.
-
-    ``sqrt(a' C a)`` with ``a`` the frame's energy design row (derivative of
-    its energy with respect to the fitted readout weights) and ``C`` the
-    posterior covariance: large where the frozen features of a structure
-    lie outside those the readouts were fitted on. Needs no force passes.
-    """
-    layers = readout_linears(model)
-    device = next(model.parameters()).device
-    variances = []
-    for batch in graph_loader(frames, model, batch_size=batch_size):
-        rows = readout_design_rows(model, batch.to(device), layers, with_forces=False)[0]
-        rows = rows.double().cpu().numpy()
-        variances.append(np.einsum("ij,jk,ik->i", rows, posterior.covariance, rows))
-    return np.sqrt(np.clip(np.concatenate(variances), 0.0, None))
-
-
 # --------------------------------------------------------------------------- the entry point
 
 
 def fine_tune(
     model: torch.nn.Module | None,
     train_frames: Sequence[Atoms],
+    settings: FineTuneSettings = FineTuneSettings(),
     *,
     valid_frames: Sequence[Atoms] | None = None,
-    regime: str = "few-shot",
-    trainable: str = "readouts",
-    solver: str = "gradient",
-    e0s: str | Mapping[str, float] = "refit",
-    weights: LossWeights = LossWeights(),
-    l2_pull: float = 0.0,
-    ridge: float = 1e-6,
-    architecture: mace_models.MaceArchitecture | None = None,
-    max_epochs: int = 50,
-    batch_size: int = 8,
-    lr: float | None = None,
-    patience: int = 10,
-    lr_patience: int = 3,
-    lr_factor: float = 0.5,
-    valid_fraction: float = 0.1,
-    seed: int = 0,
-    dtype: str = "float64",
-    device: str = "auto",
-    progress: bool = True,
 ) -> FitOutcome:
     """Train a copy of ``model`` in one of the three regimes (see the module docstring).
 
-    Every input is checked before any training starts: the regime and its
-    options, labels (finite, right shapes), elements the model does not
-    know, and that training and validation sets are non-empty. ``model`` is
-    never modified; ``None`` is allowed for ``regime="scratch"``.
+    Every input is checked before any training starts: the settings (when
+    made), labels (finite, right shapes), elements the model does not know,
+    and that training and validation sets are non-empty. ``model`` is never
+    modified; ``None`` is allowed for ``regime="scratch"``.
     """
-    _check_settings(
-        model,
-        regime=regime,
-        solver=solver,
-        trainable=trainable,
-        e0s=e0s,
-        l2_pull=l2_pull,
-        dtype=dtype,
-    )
+    s = settings
+    if model is None and s.regime != "scratch":
+        raise ValueError(f"regime={s.regime!r} starts from a pre-trained model; pass model=...")
+    if model is None and s.e0s == "keep":
+        raise ValueError("e0s='keep' keeps a model's E0s; there is no model")
     train_frames, valid_frames = _checked_frames(
         train_frames,
         valid_frames,
-        split=solver == "gradient",
-        valid_fraction=valid_fraction,
-        seed=seed,
-        require_stress=weights.stress > 0,
+        split=s.solver == "gradient",
+        valid_fraction=s.valid_fraction,
+        seed=s.seed,
+        require_stress=s.stress_weight > 0,
     )
     if model is not None:
-        check_elements(model, train_frames + (valid_frames or []), regime=regime)
-    working = _starting_model(
-        model, train_frames, regime=regime, architecture=architecture, e0s=e0s, seed=seed,
-        dtype=dtype,
-    ).to(torch.device(resolve_device(device)))  # fmt: skip
+        check_elements(model, train_frames + (valid_frames or []), regime=s.regime)
+    working = _starting_model(model, train_frames, s)
+    working = working.to(torch.device(resolve_device(s.device)))
 
-    names = trainable_parameter_names(working, regime=regime, trainable=trainable)
+    names = trainable_parameter_names(working, regime=s.regime, trainable=s.trainable)
     freeze_all_but(working, names)
-    if regime != "scratch":
-        if isinstance(e0s, Mapping):
-            mace_models.set_model_e0s(working, e0s)
-        elif e0s == "refit" and solver == "gradient":
-            refit_e0s(working, train_frames, batch_size=batch_size)
+    if s.regime != "scratch":
+        if isinstance(s.e0s, Mapping):
+            mace_models.set_model_e0s(working, s.e0s)
+        elif s.e0s == "refit" and s.solver == "gradient":
+            refit_e0s(working, train_frames, batch_size=s.batch_size)
 
     history = posterior = None
-    if solver == "closed-form":
+    if s.solver == "closed-form":
         posterior, _ = fit_readouts_closed_form(
             working,
             train_frames,
-            weights=weights,
-            ridge=ridge,
-            refit_e0s=e0s == "refit",
-            batch_size=batch_size,
+            weights=s.weights,
+            ridge=s.ridge,
+            refit_e0s=s.e0s == "refit",
+            batch_size=s.batch_size,
         )
         names = posterior.parameter_names
     else:
@@ -670,24 +326,24 @@ def fine_tune(
             working,
             train_frames,
             valid_frames,
-            weights=weights,
-            max_epochs=max_epochs,
-            batch_size=batch_size,
-            lr=lr or DEFAULT_LR[regime],
-            l2_pull=l2_pull,
-            patience=patience,
-            lr_patience=lr_patience,
-            lr_factor=lr_factor,
-            seed=seed,
-            progress=progress,
+            weights=s.weights,
+            max_epochs=s.max_epochs,
+            batch_size=s.batch_size,
+            lr=s.learning_rate,
+            l2_pull=s.l2_pull,
+            patience=s.patience,
+            lr_patience=s.lr_patience,
+            lr_factor=s.lr_factor,
+            seed=s.seed,
+            progress=s.progress,
         )
     freeze_all_but(working, [])
     present = set(mace_models.frame_elements(train_frames))
-    learned_e0s = {s: v for s, v in mace_models.model_e0s(working).items() if s in present}
+    learned_e0s = {k: v for k, v in mace_models.model_e0s(working).items() if k in present}
     shift = {}
-    if regime != "scratch":
+    if s.regime != "scratch":
         start_e0s = mace_models.model_e0s(model)
-        shift = {s: v - start_e0s[s] for s, v in learned_e0s.items()}
+        shift = {k: v - start_e0s[k] for k, v in learned_e0s.items()}
     return FitOutcome(
         model=working.eval(),
         history=history,
@@ -716,42 +372,19 @@ def _checked_frames(train_frames, valid_frames, *, split, valid_fraction, seed, 
     return train_frames, valid_frames
 
 
-def _starting_model(model, train_frames, *, regime, architecture, e0s, seed, dtype):
+def _starting_model(model, train_frames, settings: FineTuneSettings):
     """A copy of the pre-trained model, or for scratch a fresh one of its (or a given) architecture."""
-    if regime != "scratch":
-        return copy.deepcopy(model).to(mace_models.DTYPES[dtype])
+    if settings.regime != "scratch":
+        return copy.deepcopy(model).to(mace_models.DTYPES[settings.dtype])
+    architecture = settings.architecture
     if architecture is None and model is not None:
         architecture = mace_models.architecture_of(model)
-    fixed = dict(e0s) if isinstance(e0s, Mapping) else None
-    if e0s == "keep":
+    fixed = dict(settings.e0s) if isinstance(settings.e0s, Mapping) else None
+    if settings.e0s == "keep":
         fixed = mace_models.model_e0s(model)
     return mace_models.build_mace(
-        train_frames, architecture=architecture, e0s=fixed, seed=seed, dtype=dtype
+        train_frames, architecture=architecture, e0s=fixed, seed=settings.seed, dtype=settings.dtype
     )
-
-
-def _check_settings(model, *, regime, solver, trainable, e0s, l2_pull, dtype) -> None:
-    if regime not in REGIMES:
-        raise ValueError(f"regime must be one of {REGIMES}, got {regime!r}")
-    if solver not in SOLVERS:
-        raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
-    if solver == "closed-form" and (regime != "few-shot" or trainable != "readouts"):
-        raise ValueError(
-            "solver='closed-form' fits the readouts of a frozen model: it needs "
-            "regime='few-shot' and trainable='readouts'"
-        )
-    if trainable not in ("readouts", "last-layer"):
-        raise ValueError(f"trainable must be 'readouts' or 'last-layer', got {trainable!r}")
-    if not (isinstance(e0s, Mapping) or e0s in ("refit", "keep")):
-        raise ValueError(f"e0s must be 'refit', 'keep' or a dict of eV per element, got {e0s!r}")
-    if dtype not in mace_models.DTYPES:
-        raise ValueError(f"dtype must be one of {list(mace_models.DTYPES)}, got {dtype!r}")
-    if model is None and regime != "scratch":
-        raise ValueError(f"regime={regime!r} starts from a pre-trained model; pass model=...")
-    if model is None and e0s == "keep":
-        raise ValueError("e0s='keep' keeps a model's E0s; there is no model")
-    if l2_pull < 0 or (l2_pull > 0 and regime == "scratch"):
-        raise ValueError("l2_pull must be >= 0 and pulls toward pre-trained weights (not scratch)")
 
 
 # --------------------------------------------------------------------------- the estimator
@@ -764,85 +397,35 @@ class FineTuner:
     >>> tuner.fit(train_frames)                    # doctest: +SKIP
     >>> tuner.evaluate(test_frames).table()        # doctest: +SKIP
 
-    Settings are stored as given; ``fit`` does the work and sets ``model_``
-    (the trained ``torch.nn.Module``), ``history_`` (``TrainingHistory``, None
-    for the closed form), ``e0s_`` (eV per element of the training data),
-    ``e0_shift_`` (``e0s_`` minus the pre-trained E0s: the per-element offset
-    between the two DFT setups, empty for scratch),
-    ``trainable_`` (parameter names trained) and ``posterior_`` (closed form).
-    ``model`` is a module, a registered name or a MACE file path.
+    Settings are ``FineTuneSettings`` fields as keywords (or ``settings=``
+    with keywords overriding it), checked here; ``fit`` does the work and
+    sets ``model_`` (the trained ``torch.nn.Module``), ``history_``
+    (``TrainingHistory``, None for the closed form), ``e0s_`` (eV per element
+    of the training data), ``e0_shift_`` (``e0s_`` minus the pre-trained
+    E0s, empty for scratch), ``trainable_`` (parameter names trained) and
+    ``posterior_`` (closed form). ``model`` is a module, a registered name or
+    a MACE file path.
     """
 
     def __init__(
         self,
         *,
-        regime: str = "few-shot",
         model: torch.nn.Module | str | os.PathLike | None = None,
-        trainable: str = "readouts",
-        solver: str = "gradient",
-        e0s: str | Mapping[str, float] = "refit",
-        energy_weight: float = 1.0,
-        forces_weight: float = 100.0,
-        stress_weight: float = 0.0,
-        l2_pull: float = 0.0,
-        ridge: float = 1e-6,
-        architecture: mace_models.MaceArchitecture | None = None,
-        max_epochs: int = 50,
-        batch_size: int = 8,
-        lr: float | None = None,
-        patience: int = 10,
-        lr_patience: int = 3,
-        lr_factor: float = 0.5,
-        valid_fraction: float = 0.1,
-        seed: int = 0,
-        dtype: str = "float64",
-        device: str = "auto",
-        progress: bool = True,
+        settings: FineTuneSettings | None = None,
+        **overrides,
     ):
-        self.regime = regime
         self.model = model
-        self.trainable = trainable
-        self.solver = solver
-        self.e0s = e0s
-        self.energy_weight = energy_weight
-        self.forces_weight = forces_weight
-        self.stress_weight = stress_weight
-        self.l2_pull = l2_pull
-        self.ridge = ridge
-        self.architecture = architecture
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.patience = patience
-        self.lr_patience = lr_patience
-        self.lr_factor = lr_factor
-        self.valid_fraction = valid_fraction
-        self.seed = seed
-        self.dtype = dtype
-        self.device = device
-        self.progress = progress
+        self.settings = replace(settings or FineTuneSettings(), **overrides)
 
     def get_params(self) -> dict:
-        """The settings given to ``__init__``, by name (as scikit-learn's estimators)."""
-        names = inspect.signature(type(self).__init__).parameters
-        return {name: getattr(self, name) for name in names if name != "self"}
+        """The model and every setting, by name (as scikit-learn's estimators)."""
+        return {"model": self.model, **self.settings.as_dict()}
 
     def fit(self, train_frames: Sequence[Atoms], valid_frames: Sequence[Atoms] | None = None):
         """Train on ``train_frames`` (validation split off them unless given); returns self."""
-        settings = self.get_params()
-        model = settings.pop("model")
-        weights = LossWeights(
-            energy=settings.pop("energy_weight"),
-            forces=settings.pop("forces_weight"),
-            stress=settings.pop("stress_weight"),
-        )
-        outcome = fine_tune(
-            load_model(model, dtype=self.dtype) if model is not None else None,
-            train_frames,
-            valid_frames=valid_frames,
-            weights=weights,
-            **settings,
-        )
+        model = self.model
+        start = load_model(model, dtype=self.settings.dtype) if model is not None else None
+        outcome = fine_tune(start, train_frames, self.settings, valid_frames=valid_frames)
         self.model_ = outcome.model
         self.history_ = outcome.history
         self.e0s_ = outcome.e0s
@@ -929,7 +512,7 @@ class RegimeResult:
     n_train: int
     n_labels: int
     test: ErrorMetrics
-    zero_shot: object | None  # course_lib.zero_shot.ZeroShotResult
+    zero_shot: ZeroShotResult | None
     forgetting: ErrorMetrics | None
     forgetting_before: ErrorMetrics | None
     e0s: dict[str, float]
@@ -988,12 +571,12 @@ def run_regime(
     train_frames: Sequence[Atoms],
     test_frames: Sequence[Atoms],
     *,
-    regime: str,
     out: str | os.PathLike | None = None,
     pretraining_frames: Sequence[Atoms] | None = None,
-    **settings,
+    settings: FineTuneSettings | None = None,
+    **overrides,
 ) -> RegimeResult:
-    """Fit one regime (``FineTuner`` settings as keywords), save it, and measure it.
+    """Fit one regime (``settings``, fields overridden by keywords), save it, and measure it.
 
     Test frames must only hold elements the trained model knows. ``out``
     is written atomically after training, so an interrupted run leaves a
@@ -1002,8 +585,10 @@ def run_regime(
     from course_lib.zero_shot import evaluate
 
     ds.validate_frames(test_frames, source="test_frames", require_pbc=False)
-    start = load_model(model, dtype=settings.get("dtype", "float64")) if model is not None else None
-    tuner = FineTuner(regime=regime, model=start, **settings)
+    tuner = FineTuner(settings=settings, **overrides)
+    regime = tuner.settings.regime
+    start = load_model(model, dtype=tuner.settings.dtype) if model is not None else None
+    tuner.model = start
     began = time.perf_counter()
     tuner.fit(train_frames)
     fit_time = time.perf_counter() - began
@@ -1025,7 +610,7 @@ def run_regime(
             )
             forgetting = tuner.evaluate(pretraining_frames)
     path = tuner.save(out) if out is not None else None
-    with_forces = tuner.forces_weight > 0
+    with_forces = tuner.settings.forces_weight > 0
     return RegimeResult(
         regime=regime,
         n_train=len(train_frames),
@@ -1121,31 +706,28 @@ def compare_regimes(results: Mapping[str, RegimeResult]) -> str:
     lines = [header]
     start = next((r for r in results.values() if r.zero_shot is not None), None)
     if start is not None:
-        lines.append(
-            _comparison_row(
-                "zero-shot (E aligned)", 0, 0, None, start.zero_shot.aligned,
-                start.forgetting_before, None,
-            )
-        )  # fmt: skip
+        before = start.forgetting_before
+        row = _comparison_row("zero-shot (E aligned)", 0, 0, None, start.zero_shot.aligned)
+        lines.append(row + _corpus_column(before, None))
     for label, r in results.items():
-        lines.append(
-            _comparison_row(
-                label, r.n_train, r.n_labels, r.fit_time_s, r.test, r.forgetting_before,
-                r.forgetting,
-            )
-        )  # fmt: skip
+        row = _comparison_row(label, r.n_train, r.n_labels, r.fit_time_s, r.test)
+        lines.append(row + _corpus_column(r.forgetting_before, r.forgetting))
     return "\n".join(lines)
 
 
-def _comparison_row(label, n, labels, fit_s, test, before, after) -> str:
+def _comparison_row(label, n, labels, fit_s, test) -> str:
     fit = "-" if fit_s is None else f"{fit_s:.1f}"
+    return (
+        f"{label:<26} {n:>4} {labels:>7} {fit:>6} {test.energy_mae_meV_per_atom:>11.2f} "
+        f"{test.force_mae_meV_per_A:>8.1f}"
+    )
+
+
+def _corpus_column(before, after) -> str:
     if before is None:
         corpus = "-"
     elif after is None:
         corpus = f"{before.force_mae_meV_per_A:.1f}"
     else:
         corpus = f"{before.force_mae_meV_per_A:.1f} -> {after.force_mae_meV_per_A:.1f}"
-    return (
-        f"{label:<26} {n:>4} {labels:>7} {fit:>6} {test.energy_mae_meV_per_atom:>11.2f} "
-        f"{test.force_mae_meV_per_A:>8.1f}  {corpus:>16}"
-    )
+    return f"  {corpus:>16}"

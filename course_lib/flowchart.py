@@ -33,8 +33,14 @@ import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
+from typing import TYPE_CHECKING
 
 from ase import Atoms
+
+if TYPE_CHECKING:  # the protocol imports these lazily: they pull in torch and mace
+    from course_lib.finetune import RegimeResult
+    from course_lib.hull import HullComparison
+    from course_lib.zero_shot import ZeroShotResult
 
 logger = logging.getLogger(__name__)
 
@@ -425,11 +431,11 @@ class ProtocolReport:
     n_train: int
     n_test: int
     flowchart: FlowchartResult
-    zero_shot: object = field(repr=False)
-    hull: object | None = field(default=None, repr=False)
-    fine_tune: object | None = field(default=None, repr=False)
+    zero_shot: ZeroShotResult = field(repr=False)
+    hull: HullComparison | None = field(default=None, repr=False)
+    fine_tune: RegimeResult | None = field(default=None, repr=False)
     fine_tune_node: str | None = None
-    hull_after: object | None = field(default=None, repr=False)
+    hull_after: HullComparison | None = field(default=None, repr=False)
     notes: tuple[str, ...] = ()
 
     def as_dict(self) -> dict:

@@ -38,14 +38,13 @@ from mace.data.neighborhood import get_neighborhood
 from mace.tools.scripts_utils import extract_config_mace_model
 from mace.tools.torch_tools import default_dtype
 
+from course_lib.composition import (
+    fit_reference_offsets,
+    warn_if_compositions_collinear,
+)
 from course_lib.data import ENERGY_KEY, forces
-from course_lib.zero_shot import composition_matrix, fit_reference_offsets
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-
-class RankDeficientCompositionWarning(UserWarning):
-    """The fine-tuning compositions do not determine every per-element E0 separately."""
 
 
 @dataclass(frozen=True)
@@ -135,21 +134,6 @@ def fit_e0s(
     base = baseline or {}
     offsets = fit_reference_offsets(frames, predicted_energies)
     return {s: base.get(s, 0.0) + value for s, value in offsets.items()}
-
-
-def warn_if_compositions_collinear(frames: Sequence[Atoms]) -> None:
-    """Warn when the frames' compositions cannot separate per-element E0s (e.g. all Li2O)."""
-    elements = sorted({s for atoms in frames for s in atoms.get_chemical_symbols()})
-    rank = np.linalg.matrix_rank(composition_matrix(frames, elements))
-    if rank < len(elements):
-        warnings.warn(
-            f"the {len(frames)} frames span only {rank} independent compositions of the "
-            f"{len(elements)} elements {elements}: per-element E0s are not separately "
-            "determined, so the minimum-norm solution is used (energies of these "
-            "compositions are unaffected). Frames of other compositions would pin each element.",
-            RankDeficientCompositionWarning,
-            stacklevel=3,
-        )
 
 
 def average_num_neighbors(frames: Sequence[Atoms], r_max: float) -> float:

@@ -15,11 +15,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from course_lib.config import config_path
+from course_lib.config import load_config
 from course_lib.data import atomic_write_text, sha256_of
 from course_lib.paths import MODELS_DIR
 
@@ -385,7 +384,4 @@ def _record_hash(key: str, digest: str) -> None:
 
 
 def _config_pins() -> dict:
-    path = config_path()
-    if not path.exists():
-        return {}
-    return tomllib.loads(path.read_text()).get("models", {}).get("sha256", {})
+    return load_config().model_pins

@@ -19,15 +19,16 @@ import json
 import os
 import platform
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
 from ase import Atoms
 
 from course_lib import data as ds
-from course_lib.finetune import LossWeights, TrainingHistory, fine_tune, save_model
+from course_lib.finetune import FineTuneSettings, fine_tune, save_model
 from course_lib.mace_models import MaceArchitecture, model_elements
+from course_lib.training import TrainingHistory
 from course_lib.zero_shot import ErrorMetrics, Predictions, error_metrics, predict
 
 #: The shipped model's architecture: invariant features like MACE-MP-0 small, but
@@ -37,8 +38,24 @@ COURSE_MINI_ARCHITECTURE = MaceArchitecture(
     r_max=5.0, hidden_irreps="32x0e", mlp_irreps="16x0e", num_interactions=2, max_ell=1
 )
 COURSE_MINI_EPOCHS = 30
-#: Per-atom energy and force terms; forces already carry most of the labels of a relaxation.
-COURSE_MINI_WEIGHTS = LossWeights(energy=1.0, forces=10.0, stress=0.0)
+#: How course-mini was trained. Loss: per-atom energy and force terms 1 : 10 (forces already
+#: carry most of the labels of a relaxation); float32 (about twice as fast on a CPU), the
+#: file saved in float64; every epoch run, the best validation state kept.
+COURSE_MINI_SETTINGS = FineTuneSettings(
+    regime="scratch",
+    architecture=COURSE_MINI_ARCHITECTURE,
+    energy_weight=1.0,
+    forces_weight=10.0,
+    stress_weight=0.0,
+    max_epochs=COURSE_MINI_EPOCHS,
+    patience=COURSE_MINI_EPOCHS,
+    lr_patience=5,
+    batch_size=8,
+    lr=1e-2,
+    seed=0,
+    dtype="float32",
+    device="cpu",
+)
 LICENCE = "CC-BY-4.0"
 
 
@@ -63,6 +80,9 @@ class PretrainResult:
     validation: ErrorMetrics
     energy_mae_by_element_meV_per_atom: dict[str, float]
     history: TrainingHistory = field(repr=False)
+    # The run's own settings (loss weights, dtype, learning rate, ...), JSON-able; empty
+    # in cards written before they were recorded.
+    training: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         payload = {k: v for k, v in self.__dict__.items() if k != "history"}
@@ -179,47 +199,30 @@ def pretrain(
     corpus: str | os.PathLike = "mini-mptrj",
     *,
     out: str | os.PathLike,
-    architecture: MaceArchitecture = COURSE_MINI_ARCHITECTURE,
-    max_epochs: int = COURSE_MINI_EPOCHS,
-    weights: LossWeights = COURSE_MINI_WEIGHTS,
-    batch_size: int = 8,
-    lr: float = 1e-2,
-    seed: int = 0,
-    dtype: str = "float32",
+    settings: FineTuneSettings = COURSE_MINI_SETTINGS,
     limit: int | None = None,
-    progress: bool = True,
+    **overrides,
 ) -> PretrainResult:
     """Train a MACE from scratch on ``corpus``'s training split; write it and its model card.
 
-    The corpus's fixed held-out split (whole relaxations, never seen in
-    training) gives the validation errors of the card; early stopping uses a
-    seeded tenth of the training frames. ``limit`` trains on that many
-    training frames only (a quick rehearsal; the card says so). The model is
-    written atomically to ``out``, the card next to it (``.md`` and ``.json``).
-    Training runs in ``dtype`` (float32: about twice as fast on a CPU); the
-    file is saved in float64, the precision every later use loads it in.
+    ``settings`` (fields overridden by keywords, e.g. ``max_epochs=3``) say
+    how; every epoch runs (``patience`` is set to ``max_epochs``) and the
+    best validation state is kept. The corpus's fixed held-out split (whole
+    relaxations, never seen in training) gives the validation errors of the
+    card; early stopping uses a seeded tenth of the training frames.
+    ``limit`` trains on that many training frames only (a quick rehearsal;
+    the card says so). The model is written atomically to ``out``, the card
+    next to it (``.md`` and ``.json``), in float64, the precision every later
+    use loads it in.
     """
+    settings = replace(settings, regime="scratch", **overrides)
+    settings = replace(settings, patience=settings.max_epochs)
     corpus_path = ds.dataset_path(corpus)
     frames = ds.read_dataset(corpus_path)
-    train_frames, held_out = ds.train_test_split(frames, seed=seed)
+    train_frames, held_out = ds.train_test_split(frames, seed=settings.seed)
     if limit is not None:
-        train_frames = ds.subset(train_frames, limit, seed=seed)
-    outcome = fine_tune(
-        None,
-        train_frames,
-        regime="scratch",
-        architecture=architecture,
-        weights=weights,
-        max_epochs=max_epochs,
-        patience=max_epochs,  # train every epoch; the best validation state is kept
-        lr_patience=5,
-        batch_size=batch_size,
-        lr=lr,
-        seed=seed,
-        dtype=dtype,
-        device="cpu",
-        progress=progress,
-    )
+        train_frames = ds.subset(train_frames, limit, seed=settings.seed)
+    outcome = fine_tune(None, train_frames, settings)
     model = outcome.model.double()
     path = save_model(model, out)
     predictions = predict(model, held_out, batch_size=16)
@@ -232,18 +235,32 @@ def pretrain(
         n_train_frames=len(train_frames),
         n_validation_frames=len(held_out),
         n_parameters=sum(p.numel() for p in model.parameters()),
-        architecture=asdict(architecture),
+        architecture=asdict(settings.architecture),
         elements=model_elements(model),
-        seed=seed,
+        seed=settings.seed,
         epochs_run=outcome.history.epoch[-1],
         best_epoch=outcome.history.best_epoch,
         wall_time_s=outcome.history.wall_time_s,
         validation=error_metrics(held_out, predictions),
         energy_mae_by_element_meV_per_atom=energy_mae_by_element(held_out, predictions),
         history=outcome.history,
+        training=training_record(settings),
     )
     write_model_card(result, provenance=ds.read_provenance(corpus_path), limited=limit is not None)
     return result
+
+
+def training_record(settings: FineTuneSettings) -> dict:
+    """What a card says of how the model was trained: the settings that shape the result."""
+    names = ("energy_weight", "forces_weight", "stress_weight", "max_epochs", "batch_size")
+    record = {name: getattr(settings, name) for name in names}
+    return record | {
+        "lr": settings.learning_rate,
+        "lr_patience": settings.lr_patience,
+        "lr_factor": settings.lr_factor,
+        "valid_fraction": settings.valid_fraction,
+        "dtype": settings.dtype,
+    }
 
 
 def write_model_card(result: PretrainResult, *, provenance: dict, limited: bool) -> Path:
@@ -274,6 +291,17 @@ def _shown_path(path: Path) -> str:
 
     path = Path(path).resolve()
     return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+
+
+def _training_text(training: dict) -> str:
+    if not training:
+        return "training settings not recorded"
+    return (
+        f"loss weights energy/forces/stress = {training['energy_weight']:g}/"
+        f"{training['forces_weight']:g}/{training['stress_weight']:g} (per-atom energies); "
+        f"Adam, lr {training['lr']:g}, batch {training['batch_size']}; "
+        f"trained in {training['dtype']}, saved in float64"
+    )
 
 
 def _card_markdown(result: PretrainResult, provenance: dict, limited: bool) -> str:
@@ -312,8 +340,7 @@ frames; {result.n_validation_frames} frames of held-out relaxations for validati
 
 ## Training
 Seed {result.seed}; {result.epochs_run} epochs (best validation at epoch {result.best_epoch});
-wall time {result.wall_time_s / 60:.1f} min on {os.cpu_count()} CPU cores; loss weights
-energy/forces = 1/10 (per-atom energies); trained in float32, saved in float64. Rebuild with
+wall time {result.wall_time_s / 60:.1f} min on {os.cpu_count()} CPU cores; {_training_text(result.training)}. Rebuild with
 `course pretrain --out {_shown_path(result.model_path)}` (see `course pretrain --help`).
 
 ## Errors on the held-out relaxations

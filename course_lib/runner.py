@@ -100,7 +100,6 @@ def run_notebook(
 
     notebook = read_notebook(path)
     output = out_dir / f"{path.stem}.ipynb"
-    os.environ["COURSE_MODE"] = mode
     client = NotebookClient(
         notebook,
         timeout=timeout_s,
@@ -111,7 +110,8 @@ def run_notebook(
     start = time.perf_counter()
     with _PeakMemory() as memory:
         try:
-            client.execute()
+            # The mode reaches the kernel through its own environment, not this process's.
+            client.execute(env={**os.environ, "COURSE_MODE": mode})
         except CellExecutionError as err:
             error = f"{err.ename}: {err.evalue}"
         except Exception as err:  # kernel died, timeout: report, keep going

@@ -186,10 +186,25 @@ class Calibration:
 # --------------------------------------------------------------------------- members
 
 
-def predict_committee(models: Sequence, frames: Sequence[Atoms], **predict_kwargs) -> Committee:
-    """Each of ``models`` (anything ``zero_shot.predict`` accepts) on ``frames``."""
+def predict_committee(
+    models: Sequence,
+    frames: Sequence[Atoms],
+    *,
+    names: Sequence[str] | None = None,
+    **predict_kwargs,
+) -> Committee:
+    """Each of ``models`` (anything ``zero_shot.predict`` accepts) on ``frames``.
+
+    Members are called ``names`` (default: "member 0", "member 1", ...).
+    """
+    names = list(names) if names is not None else [f"member {i}" for i in range(len(models))]
+    if len(names) != len(models):
+        raise ValueError(f"{len(models)} models but {len(names)} names")
     predict_kwargs.setdefault("compute_stress", False)
-    return Committee.from_predictions([predict(m, frames, **predict_kwargs) for m in models])
+    predictions = [
+        predict(m, frames, label=name, **predict_kwargs) for m, name in zip(models, names)
+    ]
+    return Committee.from_predictions(predictions)
 
 
 def mace_file_committee(
@@ -245,34 +260,44 @@ def fine_tune_committee(
     Member ``i`` is fitted with ``seed + i`` on a bootstrap resample of
     ``frames`` (seeded likewise) when ``bootstrap``, else on ``frames``
     themselves (then only a seed-dependent solver, ``solver="gradient"``,
-    makes members differ). Defaults to few-shot closed-form readouts, one
-    least-squares solve per member. ``fit(model, frames, seed=...)`` may
-    replace the training step; it returns the fitted module. Returns the
-    fitted modules, ready for ``predict_committee``.
+    makes members differ). Defaults to few-shot closed-form readouts: the
+    design of ``frames`` is computed once (``closed_form.SharedClosedForm``)
+    and each member is one small least-squares solve. ``fit(model, frames,
+    seed=...)`` may replace the training step; it returns the fitted module.
+    Returns the fitted modules, ready for ``predict_committee``.
     """
-    from course_lib.finetune import FineTuner
+    from course_lib.finetune import FineTuner, FineTuneSettings
 
     if n_members < 2:
         raise ValueError(f"n_members must be >= 2 for a committee, got {n_members}")
-    settings = {"regime": "few-shot", "solver": "closed-form", "progress": False}
-    settings.update(tuner_settings)
-    if not bootstrap and settings["solver"] == "closed-form":
+    defaults = {"regime": "few-shot", "solver": "closed-form", "progress": False}
+    settings = FineTuneSettings(**(defaults | tuner_settings))
+    if not bootstrap and settings.solver == "closed-form":
         logger.warning(
             "closed-form readouts do not depend on the seed: without bootstrap every "
             "member is identical and the spread is zero"
         )
+    resamples = [
+        bootstrap_resample(frames, seed=seed + i) if bootstrap else list(frames)
+        for i in range(n_members)
+    ]
+    if fit is None and settings.shares_design:
+        return _closed_form_members(model, resamples, settings)
+    if fit is None:
 
-    def default_fit(start, train_frames, *, seed):
-        return FineTuner(model=start, seed=seed, **settings).fit(train_frames).model_
+        def fit(start, train_frames, *, seed):
+            return FineTuner(model=start, settings=settings, seed=seed).fit(train_frames).model_
 
-    fit = fit or default_fit
-    members = []
-    for i in range(n_members):
-        train_frames = bootstrap_resample(frames, seed=seed + i) if bootstrap else list(frames)
-        member = fit(model, train_frames, seed=seed + i)
-        member.course_name = f"member {i}"
-        members.append(member)
-    return members
+    return [fit(model, train, seed=seed + i) for i, train in enumerate(resamples)]
+
+
+def _closed_form_members(model, resamples, settings) -> list:
+    """Committee members from one design pass over the resampled frames: one solve each."""
+    from course_lib.finetune import load_model, shared_closed_form
+
+    start = load_model(model, dtype=settings.dtype)
+    shared = shared_closed_form(start, resamples, settings)
+    return [shared.fitted_model(train) for train in resamples]
 
 
 # --------------------------------------------------------------------------- spread and errors

@@ -23,6 +23,7 @@ from ase import Atoms
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from course_lib import data as ds
+from course_lib.composition import composition_matrix, fit_reference_offsets
 
 
 @dataclass(frozen=True)
@@ -191,12 +192,14 @@ def predict(
     compute_stress: bool = True,
     device: str = "auto",
     progress: bool = False,
+    label: str | None = None,
 ) -> Predictions:
     """Energies, forces and stresses of ``model`` on ``frames``.
 
     ``model`` may be a registered name, ``"auto"``, a MACE file path, a
     loaded MACE ``torch.nn.Module`` (batched through mace-torch's data
-    loader) or any ASE calculator (one structure at a time).
+    loader) or any ASE calculator (one structure at a time). ``label`` names
+    the model in the result (default: its registered name, else its class).
     """
     from ase.calculators.calculator import BaseCalculator
 
@@ -208,9 +211,9 @@ def predict(
             model = models.load_calculator(name, device=device)
         else:
             model = models.load_mace_model(name, device=device)
-        label = name
+        label = label or name
     else:
-        label = getattr(model, "course_name", type(model).__name__)
+        label = label or type(model).__name__
     if isinstance(model, BaseCalculator):
         return _predict_with_calculator(model, frames, label, compute_stress, progress)
     return _predict_mace_batched(model, frames, label, batch_size, compute_stress, progress)
@@ -260,32 +263,6 @@ def _predict_with_calculator(calc, frames, label, compute_stress, progress):
         forces=forces,
         stresses=np.array(stresses) if compute_stress else None,
     )
-
-
-def composition_matrix(frames: Sequence[Atoms], elements: Sequence[str]) -> np.ndarray:
-    """Counts of each element per frame, shape (n_frames, n_elements)."""
-    index = {el: i for i, el in enumerate(elements)}
-    counts = np.zeros((len(frames), len(elements)))
-    for row, atoms in enumerate(frames):
-        for symbol in atoms.get_chemical_symbols():
-            counts[row, index[symbol]] += 1
-    return counts
-
-
-def fit_reference_offsets(
-    frames: Sequence[Atoms], predicted_energies: np.ndarray
-) -> dict[str, float]:
-    """Per-element energies δ (eV) minimising Σ (E_DFT - E_model - Σ_Z n_Z δ_Z)².
-
-    When every frame has the same composition only the combination Σ n_Z δ_Z
-    is determined; lstsq then returns the minimum-norm δ, and the aligned
-    energies are still unique.
-    """
-    elements = sorted({s for atoms in frames for s in atoms.get_chemical_symbols()})
-    counts = composition_matrix(frames, elements)
-    residual = ds.energies(frames) - np.asarray(predicted_energies)
-    offsets, *_ = np.linalg.lstsq(counts, residual, rcond=None)
-    return dict(zip(elements, offsets.tolist()))
 
 
 def apply_offsets(

@@ -37,7 +37,7 @@
 # %%
 from course_lib import coverage, datasources
 from course_lib import data as ds
-from course_lib.mptrj import reference_histograms
+from course_lib.coverage_reference import reference_histograms
 from course_lib.notebook import notebook_settings
 from course_lib.plots import coverage as coverage_plots
 from course_lib.widgets.coverage import coverage_explorer

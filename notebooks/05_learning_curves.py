@@ -45,6 +45,7 @@
 # %%
 from course_lib import data as ds
 from course_lib import learning_curve as lc
+from course_lib import scaling_law as sl
 from course_lib.notebook import notebook_settings
 from course_lib.plots.learning_curve import learning_curve_figure
 from course_lib.widgets.learning_curve import learning_curve_explorer
@@ -136,7 +137,7 @@ print(scratch.table())
 regimes = {curve.label: curve for curve in (few_shot, scratch)}
 fits = {label: curve.fit("force", seed=settings.seed) for label, curve in regimes.items()}
 for label, fit in fits.items():
-    print(f"{label}\n{fit.table()}\n{lc.alpha_verdict(fit)}\n")
+    print(f"{label}\n{fit.table()}\n{sl.alpha_verdict(fit)}\n")
 
 # %% [markdown]
 # ## Regimes side by side
@@ -214,9 +215,9 @@ learning_curve_explorer(few_shot, metric="force", target=target_force)
 n, mae = few_shot.values("force")
 for name, keep in (("without smallest", n > n.min()), ("without largest", n < n.max())):
     try:
-        refit = lc.fit_power_law(n[keep], mae[keep], seed=settings.seed)
+        refit = sl.fit_power_law(n[keep], mae[keep], seed=settings.seed)
         print(f"{name}: α = {refit.alpha:.2f} ± {refit.alpha_std:.2f}, B = {refit.b:.3g} meV/Å")
-    except lc.LearningCurveInputError as err:
+    except sl.LearningCurveInputError as err:
         print(f"{name}: {err}")
 
 # %% [markdown]

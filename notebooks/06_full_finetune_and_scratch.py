@@ -53,6 +53,7 @@ from course_lib.models import pretraining_corpus
 from course_lib.notebook import notebook_settings
 from course_lib.paths import work_dir
 from course_lib.plots import parity, training
+from course_lib.training import LossWeights
 
 settings = notebook_settings()
 print(settings)
@@ -102,7 +103,7 @@ print(few_shot.table())
 # validation share and epoch budget; each regime has its own default learning rate (Adam).
 
 # %%
-print(f"loss: {finetune.LossWeights()}; learning rates: {finetune.DEFAULT_LR}")
+print(f"loss: {LossWeights()}; learning rates: {finetune.DEFAULT_LR}")
 gradient = dict(max_epochs=max_epochs, batch_size=4)  # batch_size: structures per step
 full = fit(regime="full", out=out / "06-full.model", **gradient)
 print(full.table())
@@ -250,9 +251,9 @@ print(finetune.compare_regimes(variants))
 # %% [markdown]
 # ## Exercise 3
 # Train from scratch again with the energy term weighted as much as the force term
-# (`energy_weight` equal to `finetune.LossWeights().forces`). What happens to the test energy
+# (`energy_weight` equal to `LossWeights().forces`). What happens to the test energy
 # and force errors?
 
 # %% tags=["solution"]
-weighted = fit(regime="scratch", energy_weight=finetune.LossWeights().forces, **gradient)
+weighted = fit(regime="scratch", energy_weight=LossWeights().forces, **gradient)
 print(finetune.compare_regimes({"scratch": scratch, "scratch, energy weighted": weighted}))

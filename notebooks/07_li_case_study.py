@@ -48,8 +48,8 @@ import numpy as np
 
 from course_lib import coverage, models, uncertainty, zero_shot
 from course_lib import data as ds
+from course_lib.coverage_reference import reference_histograms
 from course_lib.finetune import run_regime
-from course_lib.mptrj import reference_histograms
 from course_lib.notebook import notebook_settings
 from course_lib.paths import work_dir
 from course_lib.plots import coverage as coverage_plots

@@ -64,10 +64,16 @@ def lab(tmp_path_factory):
         path.write_text(json.dumps(values))
     port = free_port()
     command = [
-        sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}",
-        "--ServerApp.ip=127.0.0.1", f"--ServerApp.root_dir={root}",
-        f"--IdentityProvider.token={TOKEN}", f"--LabApp.workspaces_dir={root / '.workspaces'}",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        f"--port={port}",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.root_dir={root}",
+        f"--IdentityProvider.token={TOKEN}",
+        f"--LabApp.workspaces_dir={root / '.workspaces'}",
+    ]
     if os.geteuid() == 0:
         command.append("--allow-root")
     env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(settings), "COURSE_MODE": "fast"}
@@ -102,11 +108,16 @@ def browser():
             executable_path=str(CHROMIUM),
             headless=True,
             args=[
-                "--no-sandbox", "--disable-quic", "--no-first-run", "--disable-sync",
-                "--disable-background-networking", "--disable-component-update",
-                "--use-angle=swiftshader", "--enable-unsafe-swiftshader",  # WebGL for nglview
+                "--no-sandbox",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-sync",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--use-angle=swiftshader",
+                "--enable-unsafe-swiftshader",  # WebGL for nglview
             ],
-        )  # fmt: skip
+        )
         yield chromium
         chromium.close()
 

@@ -1,4 +1,5 @@
 import json
+import os
 
 import pytest
 from conftest import emt_frames
@@ -60,7 +61,8 @@ print(os.environ["COURSE_MODE"])
 """
 
 
-def test_run_writes_executed_copies_and_a_summary(tmp_path):
+def test_run_writes_executed_copies_and_a_summary(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_MODE", "fast")
     good = tmp_path / "01_good.py"
     good.write_text(NOTEBOOK)
     bad = tmp_path / "02_bad.py"
@@ -73,13 +75,15 @@ def test_run_writes_executed_copies_and_a_summary(tmp_path):
     assert json.loads((out / "summary.json").read_text())[0]["notebook"] == "01_good"
     executed = (out / "01_good.ipynb").read_text()
     assert '"full\\n"' in executed  # the kernel saw the requested mode
+    assert os.environ["COURSE_MODE"] == "fast"  # ... and this process kept its own
     assert "FAIL" in runner.summary_table(runs)
 
 
 def test_find_notebook_by_number_and_unknown_name():
-    if runner.course_notebooks():
-        first = runner.course_notebooks()[0]
-        assert runner.find_notebook(first.stem[:2]) == first
+    notebooks = runner.course_notebooks()
+    assert len(notebooks) >= 8, "the course's notebooks are missing"
+    for notebook in notebooks:
+        assert runner.find_notebook(notebook.stem[:2]) == notebook
     with pytest.raises(FileNotFoundError, match="notebooks:"):
         runner.find_notebook("99")
 
@@ -107,6 +111,18 @@ def test_doctor_reports_versions_and_models(capsys):
     checks = {check["name"]: check for check in json.loads(out.out)}
     assert checks["torch"]["detail"].startswith("2.13.0")
     assert checks["model chgnet-0.3.0"]["ok"]
+    assert code == (0 if all(check["ok"] for check in checks.values()) else 1)
+
+
+def test_doctor_exits_non_zero_when_a_check_fails(capsys, monkeypatch):
+    from course_lib import instructor
+
+    failing = instructor.Check(name="planted", ok=False, detail="planted failure")
+    original = instructor.environment_checks
+    monkeypatch.setattr(instructor, "environment_checks", lambda: [*original(), failing])
+    code, out = run_cli(capsys, "doctor")
+    assert code != 0
+    assert "planted failure" in out.out + out.err
 
 
 def test_evaluate_json_stays_parseable_with_chatty_models(capsys, tmp_path):

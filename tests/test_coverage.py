@@ -241,8 +241,19 @@ def test_command_line_prints_warnings_and_score(tmp_path, capsys):
     planted.positions[1] = planted.positions[0] + [1.0, 1.0, 1.0]  # Li-Li 1.73 Å
     write(tmp_path / "planted.extxyz", [planted])
 
-    assert main(["coverage", "--target", str(tmp_path / "planted.extxyz"),
-                 "--reference", str(reference), "--json"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "coverage",
+                "--target",
+                str(tmp_path / "planted.extxyz"),
+                "--reference",
+                str(reference),
+                "--json",
+            ]
+        )
+        == 0
+    )
     payload = json.loads(capsys.readouterr().out)
     assert payload["thresholds"]["min_target_share"] == 1e-3
     assert payload["warnings"][0]["channel"] == "Li-Li"  # distances first
@@ -256,8 +267,19 @@ def test_command_line_prints_warnings_and_score(tmp_path, capsys):
     )
     built = json.loads(capsys.readouterr().out)
     assert built["n_frames"] == 20 and npz.exists()
-    assert main(["coverage", "--target", str(tmp_path / "planted.extxyz"),
-                 "--reference", str(npz), "--json"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "coverage",
+                "--target",
+                str(tmp_path / "planted.extxyz"),
+                "--reference",
+                str(npz),
+                "--json",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["score"] == payload["score"]
 
 
@@ -353,8 +375,8 @@ def _bundled(*names: str) -> bool:
 
 @pytest.mark.skipif(not _bundled("li2o-md", "mini-mptrj"), reason="DFT datasets not generated yet")
 def test_li_case_study_hot_frames_are_less_covered_than_cold_ones():
+    from course_lib.coverage_reference import reference_histograms
     from course_lib.data import read_dataset
-    from course_lib.mptrj import reference_histograms
 
     reference = reference_histograms("mini-mptrj", n_frames=None, progress=False)
     frames = read_dataset("li2o-md")

@@ -245,8 +245,29 @@ def test_recipes_are_seeded_and_cover_the_corpus_brief():
     assert len(mgo_rattled_jobs(5)) >= 150
 
 
-def test_make_data_command_knows_every_recipe():
-    from course_lib.commands.make_data import DATASETS
-    from course_lib.dft_recipes import RECIPES
+def test_small_supercell_reaches_eight_atoms_compactly():
+    from ase.build import bulk
 
-    assert sorted(DATASETS) == sorted(RECIPES)
+    from course_lib.structures import small_supercell
+
+    assert len(small_supercell(bulk("Li", "bcc", a=3.44))) == 8  # 1 atom -> 2x2x2
+    assert len(small_supercell(bulk("OLi2", "fluorite", a=4.65))) == 12  # 3 atoms -> 2x2x1
+    assert len(small_supercell(bulk("MgO", "rocksalt", a=4.25, cubic=True))) == 8  # as it is
+
+
+def test_mini_omat_leaves_out_the_target_and_is_off_equilibrium():
+    from course_lib.dft_recipes import OMAT_LEFT_OUT, mini_omat_jobs
+
+    jobs = mini_omat_jobs(21, md_runs=0)
+    again = mini_omat_jobs(21, md_runs=0)
+    assert [j.key for j in jobs] == [j.key for j in again]
+    np.testing.assert_array_equal(jobs[7].atoms.positions, again[7].atoms.positions)
+    assert not {job.atoms.info["formula"] for job in jobs} & OMAT_LEFT_OUT
+    assert all(job.atoms.get_chemical_formula(empirical=True) != "Li2O" for job in jobs)
+    assert all(8 <= len(job.atoms) <= 16 for job in jobs)
+    elements = {s for job in jobs for s in job.atoms.get_chemical_symbols()}
+    assert len(elements) >= 14
+    strains = [job.atoms.info["strain"] for job in jobs if "strain" in job.atoms.info]
+    assert strains and all(0.05 <= abs(eps) <= 0.10 for eps in strains)
+    n_test = sum(job.atoms.info["split"] == "test" for job in jobs)
+    assert 0.05 < n_test / len(jobs) < 0.15

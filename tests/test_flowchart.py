@@ -228,10 +228,20 @@ def test_course_flowchart_json_runs_the_real_few_shot_step(
     phases = ds.write_dataset(tmp_path / "phases.extxyz", phases_labelled_by(tiny_mace), {})
     code = cli.main(
         [
-            "flowchart", "--model", str(tiny_mace_file), "--dataset", str(path),
-            "--phases", str(phases), "--n-parity", "2", "--zero-shot-force-mae", "1e-6", "--json",
+            "flowchart",
+            "--model",
+            str(tiny_mace_file),
+            "--dataset",
+            str(path),
+            "--phases",
+            str(phases),
+            "--n-parity",
+            "2",
+            "--zero-shot-force-mae",
+            "1e-6",
+            "--json",
         ]
-    )  # fmt: skip
+    )
     out = capsys.readouterr()
     assert code == 0, out.err
     report = json.loads(out.out)

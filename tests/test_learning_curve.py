@@ -19,21 +19,27 @@ from conftest import emt_frames
 
 from course_lib import data as ds
 from course_lib import learning_curve as lc
+from course_lib import scaling_law as sl
 from course_lib.mace_models import MaceArchitecture
 
 torch.set_num_threads(1)
 
 TINY = MaceArchitecture(
-    r_max=4.0, num_bessel=6, max_ell=1, hidden_irreps="8x0e", mlp_irreps="8x0e",
-    correlation=2, radial_mlp=(16, 16),
-)  # fmt: skip
+    r_max=4.0,
+    num_bessel=6,
+    max_ell=1,
+    hidden_irreps="8x0e",
+    mlp_irreps="8x0e",
+    correlation=2,
+    radial_mlp=(16, 16),
+)
 PLANTED = dict(a=300.0, alpha=0.4, b=20.0)  # meV/Å, a typical force curve
 SIZES = np.repeat([10, 20, 50, 100, 200, 500], 5)  # 6 sizes x 5 seeds
 
 
 def noisy_curve(seed: int, relative_noise: float = 0.03):
     rng = np.random.default_rng(seed)
-    clean = lc.power_law(SIZES, **PLANTED)
+    clean = sl.power_law(SIZES, **PLANTED)
     return clean * (1 + relative_noise * rng.standard_normal(len(SIZES)))
 
 
@@ -41,7 +47,7 @@ def noisy_curve(seed: int, relative_noise: float = 0.03):
 
 
 def test_fit_is_exact_on_noise_free_data():
-    fit = lc.fit_power_law(SIZES, lc.power_law(SIZES, **PLANTED), n_bootstrap=0)
+    fit = sl.fit_power_law(SIZES, sl.power_law(SIZES, **PLANTED), n_bootstrap=0)
     assert (fit.a, fit.alpha, fit.b) == pytest.approx(tuple(PLANTED.values()), rel=1e-5)
     assert fit.r2 == pytest.approx(1.0)
 
@@ -50,7 +56,7 @@ def test_fit_is_exact_on_noise_free_data():
 def test_fit_recovers_planted_parameters_from_noisy_data(noise_seed):
     """Tolerance (3% noise per run, 5 seeds): α within 0.05, A within 15%, B within 4 meV/Å,
     and each within 3 bootstrap standard deviations of the planted value."""
-    fit = lc.fit_power_law(SIZES, noisy_curve(noise_seed), n_bootstrap=100, seed=noise_seed)
+    fit = sl.fit_power_law(SIZES, noisy_curve(noise_seed), n_bootstrap=100, seed=noise_seed)
     assert fit.alpha == pytest.approx(PLANTED["alpha"], abs=0.05)
     assert fit.a == pytest.approx(PLANTED["a"], rel=0.15)
     assert fit.b == pytest.approx(PLANTED["b"], abs=4.0)
@@ -67,42 +73,42 @@ def test_identical_runs_at_the_whole_pool_do_not_pin_the_fit():
     maes = noisy_curve(0)
     whole_pool = SIZES == 500
     maes[whole_pool] = maes[whole_pool][0] * (1 + 1e-9 * rng.standard_normal(whole_pool.sum()))
-    fit = lc.fit_power_law(SIZES, maes, n_bootstrap=50)
+    fit = sl.fit_power_law(SIZES, maes, n_bootstrap=50)
     assert fit.alpha == pytest.approx(PLANTED["alpha"], abs=0.05)
     assert fit.sigmas[-1] > 1e-3 * fit.means[-1] and fit.r2 > 0.99
 
 
 def test_fit_respects_bounds_when_the_errors_do_not_fall():
     sizes, maes = [10, 20, 50, 100], [30.0, 31.0, 30.5, 30.2]
-    fit = lc.fit_power_law(sizes, maes, n_bootstrap=0)
+    fit = sl.fit_power_law(sizes, maes, n_bootstrap=0)
     assert fit.a > 0 and fit.alpha > 0 and fit.b >= 0
     assert fit.predict(1e6) == pytest.approx(np.mean(maes), rel=0.05)
 
 
 def test_alpha_verdict_compares_a_pinned_alpha_with_the_chapter_range():
-    inside = lc.alpha_verdict(lc.fit_power_law(SIZES, noisy_curve(0), n_bootstrap=100))
+    inside = sl.alpha_verdict(sl.fit_power_law(SIZES, noisy_curve(0), n_bootstrap=100))
     assert inside.pinned and inside.relation == "inside" and "inside" in inside.message()
     noise = 1 + 0.01 * np.random.default_rng(1).standard_normal(len(SIZES))
-    steep = lc.fit_power_law(SIZES, lc.power_law(SIZES, **{**PLANTED, "alpha": 0.9}) * noise)
+    steep = sl.fit_power_law(SIZES, sl.power_law(SIZES, **{**PLANTED, "alpha": 0.9}) * noise)
     assert steep.alpha == pytest.approx(0.9, abs=0.05) and 0 < steep.alpha_std < 0.05
-    assert lc.alpha_verdict(steep).relation == "steeper"
-    assert lc.alpha_verdict(steep, expected=(0.8, 1.0)).relation == "inside"
+    assert sl.alpha_verdict(steep).relation == "steeper"
+    assert sl.alpha_verdict(steep, expected=(0.8, 1.0)).relation == "inside"
 
 
 def test_alpha_verdict_says_when_a_curve_cannot_pin_alpha():
     short = SIZES < 60  # 10, 20, 50: a factor 5
-    verdict = lc.alpha_verdict(lc.fit_power_law(SIZES[short], noisy_curve(0)[short]))
+    verdict = sl.alpha_verdict(sl.fit_power_law(SIZES[short], noisy_curve(0)[short]))
     assert not verdict.pinned and verdict.relation == "not pinned"
     assert "factor 5" in verdict.message() and "neither confirms nor refutes" in verdict.message()
-    one_seed = lc.fit_power_law(
-        [10, 20, 50, 100, 200], lc.power_law([10, 20, 50, 100, 200], **PLANTED)
+    one_seed = sl.fit_power_law(
+        [10, 20, 50, 100, 200], sl.power_law([10, 20, 50, 100, 200], **PLANTED)
     )
-    assert any("one seed" in reason for reason in lc.alpha_verdict(one_seed).reasons)
-    flat = lc.fit_power_law(np.repeat([10, 100, 1000], 3), [30, 31, 29, 30, 29, 31, 31, 30, 29])
-    assert not lc.alpha_verdict(flat).pinned
-    noisy = lc.fit_power_law(SIZES, noisy_curve(2, relative_noise=0.3), n_bootstrap=100)
-    assert noisy.alpha_std > 0.2 and not lc.alpha_verdict(noisy).pinned
-    assert "uncertainty" in lc.alpha_verdict(noisy).message()
+    assert any("one seed" in reason for reason in sl.alpha_verdict(one_seed).reasons)
+    flat = sl.fit_power_law(np.repeat([10, 100, 1000], 3), [30, 31, 29, 30, 29, 31, 31, 30, 29])
+    assert not sl.alpha_verdict(flat).pinned
+    noisy = sl.fit_power_law(SIZES, noisy_curve(2, relative_noise=0.3), n_bootstrap=100)
+    assert noisy.alpha_std > 0.2 and not sl.alpha_verdict(noisy).pinned
+    assert "uncertainty" in sl.alpha_verdict(noisy).message()
 
 
 @pytest.mark.parametrize(
@@ -117,12 +123,12 @@ def test_alpha_verdict_says_when_a_curve_cannot_pin_alpha():
     ],
 )
 def test_fit_rejects_bad_input_with_a_clear_error(sizes, maes, match):
-    with pytest.raises(lc.LearningCurveInputError, match=match):
-        lc.fit_power_law(sizes, maes)
+    with pytest.raises(sl.LearningCurveInputError, match=match):
+        sl.fit_power_law(sizes, maes)
 
 
 def test_target_below_the_floor_is_unreachable_and_above_it_has_a_range():
-    fit = lc.fit_power_law(SIZES, noisy_curve(0), n_bootstrap=100)
+    fit = sl.fit_power_law(SIZES, noisy_curve(0), n_bootstrap=100)
     below = fit.n_for(0.5 * fit.b)
     assert not below.reachable and below.n == np.inf
     assert "below the fitted floor" in below.message()
@@ -137,7 +143,7 @@ def test_target_below_the_floor_is_unreachable_and_above_it_has_a_range():
     easy = fit.n_for(float(fit.predict(5.0)))
     assert easy.n == pytest.approx(5.0) and "below the smallest measured N = 10" in easy.message()
     assert "N ≈ 5 structures" in easy.message()
-    with pytest.raises(lc.LearningCurveInputError, match="target"):
+    with pytest.raises(sl.LearningCurveInputError, match="target"):
         fit.n_for(-1.0)
 
 
@@ -151,11 +157,12 @@ class StubTrainer:
         self.calls = []
         self.fail_on_call = fail_on_call
 
-    def __call__(self, model, train, test, *, regime, seed, forces_weight, **settings):
+    def __call__(self, model, train, test, *, settings):
+        seed, forces_weight = settings.seed, settings.forces_weight
         self.calls.append((len(train), seed, forces_weight))
         if self.fail_on_call == len(self.calls):
             raise KeyboardInterrupt("interrupted")
-        mae = float(lc.power_law(len(train), 100.0, 0.5, 5.0)) + 0.1 * seed
+        mae = float(sl.power_law(len(train), 100.0, 0.5, 5.0)) + 0.1 * seed
         test_metrics = SimpleNamespace(
             energy_mae_meV_per_atom=mae / 10,
             force_mae_meV_per_A=mae,
@@ -216,7 +223,7 @@ def test_an_interrupted_curve_resumes_where_it_stopped(pool_and_test, monkeypatc
 def test_sizes_are_capped_by_the_pool():
     assert lc.curve_sizes((10, 20, 50, 100), 60) == (10, 20, 50, 60)
     assert lc.curve_sizes((10, 20), 100) == (10, 20)
-    with pytest.raises(lc.LearningCurveInputError):
+    with pytest.raises(sl.LearningCurveInputError):
         lc.curve_sizes((0, 5), 10)
 
 
@@ -252,9 +259,16 @@ def test_runner_trains_a_tiny_scratch_model_end_to_end(pool_and_test, tmp_path):
 def test_few_shot_curve_has_the_zero_shot_line(pool_and_test, tiny_mace, tmp_path):
     pool, test = pool_and_test
     curve = lc.run_learning_curve(
-        tiny_mace, pool, test, regime="few-shot", solver="closed-form", sizes=(2, 4, 6),
-        seeds=1, progress=False, cache_dir=tmp_path,
-    )  # fmt: skip
+        tiny_mace,
+        pool,
+        test,
+        regime="few-shot",
+        solver="closed-form",
+        sizes=(2, 4, 6),
+        seeds=1,
+        progress=False,
+        cache_dir=tmp_path,
+    )
     assert curve.model.startswith("params-sha256:")
     assert set(curve.zero_shot) == {"energy", "force"}
     # the readout fit on 6 structures beats the random starting model
@@ -275,16 +289,32 @@ def test_closed_form_curve_shares_one_design_and_matches_run_regime(
     forces_weight = 0.0 if energy_only else 100.0
     expected = {
         (n, seed): run_regime(
-            tiny_mace, ds.subset(pool, n, seed=seed), test, regime="few-shot", seed=seed,
-            progress=False, forces_weight=forces_weight, **settings,
+            tiny_mace,
+            ds.subset(pool, n, seed=seed),
+            test,
+            regime="few-shot",
+            seed=seed,
+            progress=False,
+            forces_weight=forces_weight,
+            **settings,
         )
-        for n in (2, 5) for seed in (0, 1)
-    }  # fmt: skip
+        for n in (2, 5)
+        for seed in (0, 1)
+    }
     monkeypatch.setattr(lc, "run_regime", StubTrainer(fail_on_call=1))  # must not be called
     curve = lc.run_learning_curve(
-        tiny_mace, pool, test, regime="few-shot", sizes=(2, 5), seeds=2, energy_only=energy_only,
-        progress=False, cache_dir=tmp_path, zero_shot=False, **settings,
-    )  # fmt: skip
+        tiny_mace,
+        pool,
+        test,
+        regime="few-shot",
+        sizes=(2, 5),
+        seeds=2,
+        energy_only=energy_only,
+        progress=False,
+        cache_dir=tmp_path,
+        zero_shot=False,
+        **settings,
+    )
     for point in curve.points:
         result = expected[(point.n_train, point.seed)]
         assert point.force_mae_meV_per_A == pytest.approx(result.test.force_mae_meV_per_A, rel=1e-6)
@@ -298,7 +328,7 @@ def test_runner_rejects_settings_it_sets_itself_and_unknown_ones(pool_and_test):
     pool, test = pool_and_test
     with pytest.raises(ValueError, match="energy_only"):
         lc.run_learning_curve(None, pool, test, regime="scratch", forces_weight=0.0)
-    with pytest.raises(ValueError, match="not a FineTuner setting"):
+    with pytest.raises(ValueError, match="not a fine-tuning setting"):
         lc.run_learning_curve(None, pool, test, regime="scratch", max_epoch=3)
 
 
@@ -361,7 +391,7 @@ def test_widget_sliders_move_the_curve_and_fit_snaps_them():
     trace = lw.slider_trace(explorer.figure)
     explorer.sliders["alpha"].value = 0.7
     explorer.sliders["b"].value = 5.0
-    expected = lc.power_law(trace.x, **explorer.parameters())
+    expected = sl.power_law(trace.x, **explorer.parameters())
     np.testing.assert_allclose(lw.slider_trace(explorer.figure).y, expected)
     assert explorer.parameters()["alpha"] == 0.7
 
@@ -388,7 +418,7 @@ def test_snap_sliders_widens_a_range_the_fit_lies_outside():
 
     from course_lib.widgets.learning_curve import snap_sliders
 
-    fit = lc.fit_power_law(SIZES, lc.power_law(SIZES, **PLANTED), n_bootstrap=0)
+    fit = sl.fit_power_law(SIZES, sl.power_law(SIZES, **PLANTED), n_bootstrap=0)
     sliders = {
         "a": widgets.FloatLogSlider(value=10, base=10, min=0, max=2),
         "alpha": widgets.FloatSlider(value=0.1, min=0, max=0.2),

@@ -76,6 +76,11 @@ def test_env_var_points_at_a_placed_file(tiny_mace_file, monkeypatch):
     assert models.is_available("mace-mp-0-small")
     assert models.resolve_model_name("auto") == "mace-mp-0-small"
     assert models.model_file("mace-mp-0-small") == tiny_mace_file
+    # the file was verified: its hash is now recorded, and a swapped file is refused
+    assert models._recorded_hashes()["mace-mp-0-small"] == models.sha256_of(tiny_mace_file)
+    tiny_mace_file.write_bytes(tiny_mace_file.read_bytes() + b"swapped")
+    with pytest.raises(models.ModelIntegrityError, match="was not loaded"):
+        models.model_file("mace-mp-0-small")
 
 
 def test_cached_mace_mp_file_in_maces_own_cache_is_used(tiny_mace_file, monkeypatch):

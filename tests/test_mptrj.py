@@ -15,13 +15,13 @@ import pytest
 from ase.build import bulk
 from ase.calculators.singlepoint import SinglePointCalculator
 
+from course_lib.coverage_reference import reference_histograms
 from course_lib.data import ENERGY_KEY, FORCES_KEY, write_dataset
 from course_lib.mptrj import (
     MPTRJ_FILENAME,
     HTTPRangeFile,
     MPtrjUnavailable,
     _read_member,
-    reference_histograms,
     sample_mptrj,
 )
 

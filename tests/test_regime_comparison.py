@@ -15,6 +15,7 @@ from conftest import emt_frames
 from course_lib import data as ds
 from course_lib import finetune as ft
 from course_lib.plots import parity, training
+from course_lib.training import TrainingHistory
 
 QUIET = {"progress": False, "batch_size": 4}
 
@@ -24,9 +25,14 @@ def results(tiny_mace):
     """Few-shot (closed form, with forgetting) and scratch on the same six test frames."""
     train, test, corpus = emt_frames(8), emt_frames(6, seed=4), emt_frames(3, seed=11)
     few = ft.run_regime(
-        tiny_mace, train, test, regime="few-shot", solver="closed-form",
-        pretraining_frames=corpus, **QUIET,
-    )  # fmt: skip
+        tiny_mace,
+        train,
+        test,
+        regime="few-shot",
+        solver="closed-form",
+        pretraining_frames=corpus,
+        **QUIET,
+    )
     scratch = ft.run_regime(tiny_mace, train, test, regime="scratch", max_epochs=2, **QUIET)
     return {"few-shot": few, "scratch": scratch}, test
 
@@ -57,19 +63,24 @@ def test_regime_frames_keep_the_fixed_test_split_and_nest_training_draws(dataset
 
 
 def test_training_history_round_trips_through_json_with_nan():
-    history = ft.TrainingHistory(
-        epoch=(0, 1), train_loss=(math.nan, 1.0), valid_loss=(2.0, 1.5),
-        train_energy_mae=(math.nan, 3.0), valid_energy_mae=(4.0, 2.0),
-        train_force_mae=(math.nan, 30.0), valid_force_mae=(40.0, 20.0),
-        lr=(1e-3, 1e-3), best_epoch=1, stopped_early=False, wall_time_s=0.5,
-    )  # fmt: skip
-    back = ft.TrainingHistory.from_dict(json.loads(json.dumps(history.as_dict())))
+    history = TrainingHistory(
+        epoch=(0, 1),
+        train_loss=(math.nan, 1.0),
+        valid_loss=(2.0, 1.5),
+        train_energy_mae=(math.nan, 3.0),
+        valid_energy_mae=(4.0, 2.0),
+        train_force_mae=(math.nan, 30.0),
+        valid_force_mae=(40.0, 20.0),
+        lr=(1e-3, 1e-3),
+        best_epoch=1,
+        stopped_early=False,
+        wall_time_s=0.5,
+    )
+    back = TrainingHistory.from_dict(json.loads(json.dumps(history.as_dict())))
     assert back.valid_force_mae == history.valid_force_mae and back.best_epoch == 1
     assert math.isnan(back.train_loss[0])
     with pytest.raises(KeyError, match="best_epoch"):
-        ft.TrainingHistory.from_dict(
-            {k: v for k, v in history.as_dict().items() if k != "best_epoch"}
-        )
+        TrainingHistory.from_dict({k: v for k, v in history.as_dict().items() if k != "best_epoch"})
 
 
 def test_compare_regimes_lists_zero_shot_first_and_forgetting_where_measured(results):
@@ -141,9 +152,13 @@ def test_read_model_card_finds_the_card_next_to_the_resolved_file(tmp_path):
     corpus = ds.write_dataset(tmp_path / "corpus.extxyz", frames, {"method": "EMT (test)"})
     tiny = MaceArchitecture(r_max=4.0, hidden_irreps="8x0e", mlp_irreps="8x0e", correlation=2)
     made = pretrain(
-        corpus, out=tmp_path / "m" / "mini.model", architecture=tiny, max_epochs=2, limit=4,
+        corpus,
+        out=tmp_path / "m" / "mini.model",
+        architecture=tiny,
+        max_epochs=2,
+        limit=4,
         progress=False,
-    )  # fmt: skip
+    )
     card = read_model_card(str(made.model_path))
     assert card.rehearsal and card.result.model_path == made.model_path
     assert card.result.validation == made.validation

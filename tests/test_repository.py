@@ -1,7 +1,11 @@
 """The repository's promises to its users: two README commands, CI running the same tests."""
 
 import re
+import subprocess
+import sys
 import tomllib
+
+import pytest
 
 from course_lib.paths import REPO_ROOT
 
@@ -63,3 +67,17 @@ def test_conda_and_binder_environments_match_pyproject_and_constraints():
         pins = conda_pip_pins(path)
         assert set(pins) == names, f"{path.name}: {sorted(set(pins) ^ names)}"
         assert all(constraints[name] == version for name, version in pins.items())
+
+
+@pytest.mark.parametrize(
+    "command", [("check", "."), ("format", "--check", ".")], ids=["lint", "format"]
+)
+def test_ruff_finds_nothing(command):
+    """The code style is enforced where CI looks: lint and format, notebooks included."""
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", *command],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -77,7 +77,7 @@ def run_coverage(args) -> int:
         max_reference_fraction=args.max_reference_fraction,
     )
     if args.json:
-        print_json(report.as_dict())
+        print_json(report.as_dict(), args)
     else:
         print(report)
     return 0
@@ -95,7 +95,7 @@ def run_reference(args) -> int:
     path = hist.save(out)
     summary = {"path": str(path), "source": hist.source, "n_frames": hist.n_frames, **hist.metadata}
     if args.json:
-        print_json(summary)
+        print_json(summary, args)
     else:
         print(f"wrote {path}\n{hist}")
     return 0
@@ -117,7 +117,7 @@ def _histograms(spec: str, args, *, role: str, settings=None):
         return hist
     settings = settings or HistogramSettings(**flags)
     if role == "reference":
-        from course_lib.mptrj import reference_histograms
+        from course_lib.coverage_reference import reference_histograms
 
         return reference_histograms(
             spec, n_frames=args.frames, seed=args.seed, settings=settings, progress=spec == "mptrj"

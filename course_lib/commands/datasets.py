@@ -15,7 +15,7 @@ def run(args) -> int:
 
     infos = list_datasets()
     if args.json:
-        print_json([info.as_dict() for info in infos])
+        print_json([info.as_dict() for info in infos], args)
         return 0
     if not infos:
         print("no bundled datasets in data/datasets/")

@@ -41,7 +41,7 @@ def run(args) -> int:
                 "key": args.by,
                 "groups": {str(value): m.as_dict() for value, m in groups.items()},
             }
-        print_json(payload)
+        print_json(payload, args)
         return 0
     print(result.table())
     for value, metrics in groups.items():

@@ -34,9 +34,10 @@ def run(args) -> int:
     from pathlib import Path
 
     from course_lib.cli import print_result
-    from course_lib.finetune import LossWeights, regime_frames, run_regime
+    from course_lib.finetune import regime_frames, run_regime
     from course_lib.models import pretraining_corpus, resolve_model_name
     from course_lib.paths import work_dir
+    from course_lib.training import LossWeights
 
     model = resolve_model_name(args.model)
     corpus = args.forgetting_dataset or pretraining_corpus(model)
@@ -63,12 +64,12 @@ def run(args) -> int:
         trainable=args.trainable,
         solver=args.solver,
         e0s="keep" if args.keep_e0s else "refit",
-        forces_weight=0.0 if args.energy_only else LossWeights().forces,
+        forces_weight=0.0 if args.energy_only else LossWeights.forces,
         max_epochs=args.epochs,
         seed=args.seed,
         dtype=args.dtype,
         device=args.device,
         progress=not args.json,
     )
-    print_result(result, as_json=args.json)
+    print_result(result, args)
     return 0

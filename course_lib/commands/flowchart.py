@@ -70,7 +70,7 @@ def run(args) -> int:
         train_settings={"solver": args.solver},
     )
     if args.json:
-        print_json(report.as_dict())
+        print_json(report.as_dict(), args)
     else:
         print(report.table())
     return 0

@@ -48,7 +48,7 @@ def run_doctor(args) -> int:
 
     checks = environment_checks()
     if args.json:
-        print_json([check.__dict__ for check in checks])
+        print_json([check.__dict__ for check in checks], args)
     else:
         for check in checks:
             print(f"{'ok ' if check.ok else 'NO '} {check.name:<24} {check.detail}")

@@ -42,6 +42,7 @@ def run(args) -> int:
     from course_lib import data as ds
     from course_lib import learning_curve as lc
     from course_lib.cli import print_json
+    from course_lib.scaling_law import LearningCurveInputError
 
     if args.model is None and args.regime != "scratch":
         raise ValueError(f"--regime {args.regime} starts from a pre-trained model; pass --model")
@@ -65,7 +66,7 @@ def run(args) -> int:
     fit = fit_error = estimate = None
     try:
         fit = curve.fit(args.metric, n_bootstrap=args.bootstrap)
-    except lc.LearningCurveInputError as err:
+    except LearningCurveInputError as err:
         fit_error = str(err)
     if fit is not None and args.target is not None:
         estimate = fit.n_for(args.target)
@@ -77,7 +78,8 @@ def run(args) -> int:
                 "fit": fit.as_dict() if fit else None,
                 "fit_error": fit_error,
                 "target": estimate.as_dict() if estimate else None,
-            }
+            },
+            args,
         )
         return 0
     print(curve.table())

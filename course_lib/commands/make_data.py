@@ -7,9 +7,6 @@ import logging
 logger = logging.getLogger(__name__)
 
 
-DATASETS = ("li2o-md", "mgo-rattled", "mini-mptrj", "li-o-phases")  # course_lib.dft_recipes.RECIPES
-
-
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "make-data",
@@ -20,7 +17,9 @@ def add_parser(subparsers) -> None:
             "data/datasets/DATASET.extxyz with its provenance."
         ),
     )
-    parser.add_argument("dataset", choices=DATASETS, help="which dataset to (re)make")
+    from course_lib.dft_recipes import RECIPES
+
+    parser.add_argument("dataset", choices=sorted(RECIPES), help="which dataset to (re)make")
     parser.add_argument(
         "--workers", type=int, default=1, help="parallel GPAW processes (1 core each)"
     )
@@ -36,8 +35,14 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from course_lib.cli import print_json
+    import os
 
+    from course_lib.cli import print_json
+    from course_lib.dft_recipes import make_dataset
+
+    # This process owns its threads: one core per GPAW worker (the workers inherit it).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     summary = make_dataset(
         args.dataset,
         workers=args.workers,
@@ -46,45 +51,8 @@ def run(args) -> int:
         retry_failed=args.retry_failed,
     )
     if args.json:
-        print_json(summary)
+        print_json(summary, args)
     else:
         for key, value in summary.items():
             print(f"{key:<16} {value}")
     return 0
-
-
-def make_dataset(
-    name: str,
-    *,
-    workers: int = 1,
-    limit: int | None = None,
-    assemble_only: bool = False,
-    retry_failed: bool = False,
-) -> dict:
-    """Label (unless ``assemble_only``) and assemble one bundled dataset; return a summary."""
-    import os
-
-    from course_lib.dft import DEFAULT_SETTINGS, label_structures, read_failures, require_gpaw
-    from course_lib.dft_recipes import assemble_recipe, get_recipe, load_jobs
-
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    recipe = get_recipe(name)
-    jobs = load_jobs(name)
-    summary = {"dataset": name, "jobs": len(jobs)}
-    if not assemble_only:
-        require_gpaw()
-        selected = jobs if limit is None else jobs[:limit]
-        report = label_structures(
-            selected, recipe.run_dir, DEFAULT_SETTINGS, workers=workers, retry_failed=retry_failed
-        )
-        summary.update(computed=report.n_computed, skipped=report.n_skipped)
-    path, frames = assemble_recipe(name, jobs=jobs)
-    failures = read_failures(recipe.run_dir)
-    summary.update(
-        finished=sum((recipe.run_dir / f"{job.key}.extxyz").exists() for job in jobs),
-        failed=len(failures),
-        frames=len(frames),
-        file=str(path),
-    )
-    return summary

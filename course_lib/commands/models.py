@@ -20,7 +20,7 @@ def run_list(args) -> int:
 
     statuses = list_models()
     if args.json:
-        print_json([status.as_dict() for status in statuses])
+        print_json([status.as_dict() for status in statuses], args)
         return 0
     for status in statuses:
         size = f"{status.size_mb:.1f} MB" if status.size_mb else "-"

@@ -57,7 +57,7 @@ def run_headless(args) -> int:
         paths, mode=mode, out_dir=Path(args.out) if args.out else None, timeout_s=args.timeout
     )
     if args.json:
-        print_json([run.__dict__ for run in runs])
+        print_json([run.__dict__ for run in runs], args)
     else:
         print(summary_table(runs))
         print(f"executed copies and summary.json in {Path(runs[0].output).parent}")

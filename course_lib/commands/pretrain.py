@@ -40,5 +40,5 @@ def run(args) -> int:
         limit=args.limit,
         progress=not args.json,
     )
-    print_result(result, as_json=args.json)
+    print_result(result, args)
     return 0

@@ -84,19 +84,34 @@ def _edge_annotations(source: str, target: str, label: str, *, on_path: bool) ->
     end = _boundary(target, POSITIONS[source])
     color = COLORS["path"] if on_path else COLORS["off"]
     arrow = dict(
-        x=end[0], y=end[1], ax=start[0], ay=start[1], xref="x", yref="y", axref="x", ayref="y",
-        text="", showarrow=True, arrowhead=2, arrowsize=1.2,
-        arrowwidth=3 if on_path else 1.2, arrowcolor=color,
-    )  # fmt: skip
+        x=end[0],
+        y=end[1],
+        ax=start[0],
+        ay=start[1],
+        xref="x",
+        yref="y",
+        axref="x",
+        ayref="y",
+        text="",
+        showarrow=True,
+        arrowhead=2,
+        arrowsize=1.2,
+        arrowwidth=3 if on_path else 1.2,
+        arrowcolor=color,
+    )
     out = [arrow]
     if label:
         mx, my = (start[0] + end[0]) / 2, (start[1] + end[1]) / 2
         out.append(
             dict(
-                x=mx, y=my, text=f"<b>{label}</b>" if on_path else label, showarrow=False,
-                font=dict(color=color, size=12), bgcolor="white",
+                x=mx,
+                y=my,
+                text=f"<b>{label}</b>" if on_path else label,
+                showarrow=False,
+                font=dict(color=color, size=12),
+                bgcolor="white",
             )
-        )  # fmt: skip
+        )
     return out
 
 
@@ -107,9 +122,16 @@ def _decision_annotation(decision) -> dict:
         for c in decision.criteria
     ]
     return dict(
-        x=x, y=y, xanchor=anchor, yanchor="bottom", showarrow=False, align="left",
-        text="<br>".join(lines), font=dict(size=11), bgcolor="rgba(255,255,255,0.85)",
-    )  # fmt: skip
+        x=x,
+        y=y,
+        xanchor=anchor,
+        yanchor="bottom",
+        showarrow=False,
+        align="left",
+        text="<br>".join(lines),
+        font=dict(size=11),
+        bgcolor="rgba(255,255,255,0.85)",
+    )
 
 
 def flowchart_figure(
@@ -131,11 +153,15 @@ def flowchart_figure(
         x, y = POSITIONS[node]
         annotations.append(
             dict(
-                x=x, y=y, text=_wrap(node_label(node, thresholds), 18 if NODES[node][0] == "decision" else 22),
+                x=x,
+                y=y,
+                text=_wrap(
+                    node_label(node, thresholds), 18 if NODES[node][0] == "decision" else 22
+                ),
                 showarrow=False,
                 font=dict(size=11, color="black" if node in path or not path else "#737373"),
             )
-        )  # fmt: skip
+        )
     for source, target, label in EDGES:
         annotations += _edge_annotations(source, target, label, on_path=(source, target) in edges)
     if result is not None:

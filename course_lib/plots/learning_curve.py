@@ -15,7 +15,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from course_lib.learning_curve import DATA_SIZE_GUIDE, METRICS, LearningCurve, PowerLawFit
+from course_lib.learning_curve import DATA_SIZE_GUIDE, LearningCurve
+from course_lib.scaling_law import METRICS, PowerLawFit
 
 _LAYOUT = dict(
     template="plotly_white",

@@ -94,14 +94,19 @@ class FlowchartExplorer:
         self.controls: dict[str, widgets.Widget] = {}
         for name, value in self.thresholds.values().items():
             self.controls[f"threshold_{name}"] = widgets.BoundedFloatText(
-                value=value, min=1e-9, max=1e6, description=THRESHOLD_LABELS[name],
+                value=value,
+                min=1e-9,
+                max=1e6,
+                description=THRESHOLD_LABELS[name],
                 style={"description_width": "initial"},
-            )  # fmt: skip
+            )
         for name, (_, description, unit) in MEASURED.items():
             self.controls[name] = widgets.Text(
-                value=numbers[name], description=f"{description} ({unit})",
-                placeholder="not measured", style={"description_width": "initial"},
-            )  # fmt: skip
+                value=numbers[name],
+                description=f"{description} ({unit})",
+                placeholder="not measured",
+                style={"description_width": "initial"},
+            )
         self.controls["hull"] = widgets.Dropdown(
             options=HULL_OPTIONS, value=hull, description="hull check"
         )

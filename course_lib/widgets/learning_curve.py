@@ -2,7 +2,7 @@
 
 The measured points (mean ± seed spread per N) stay fixed; three sliders
 redraw the law live, a "fit" button sets the sliders to the weighted
-least-squares fit of ``course_lib.learning_curve.fit_power_law``, a toggle
+least-squares fit of ``course_lib.scaling_law.fit_power_law``, a toggle
 switches log-log / linear axes, and a target box says how many structures
 the law on the sliders (and the fit, with its bootstrap range) needs to
 reach a target MAE. The figure is a plotly ``FigureWidget`` (needs the
@@ -25,18 +25,13 @@ import ipywidgets as widgets
 import numpy as np
 import plotly.graph_objects as go
 
-from course_lib.learning_curve import (
-    METRICS,
-    LearningCurve,
-    PowerLawFit,
-    n_for_target,
-    power_law,
-)
+from course_lib.learning_curve import LearningCurve
 from course_lib.plots.learning_curve import (
     GUIDE_ANNOTATION,
     learning_curve_figure,
     place_guide_notes,
 )
+from course_lib.scaling_law import METRICS, PowerLawFit, n_for_target, power_law
 
 SLIDER_TRACE = "A·N^-α + B (sliders)"
 N_GRID = np.geomspace(1.0, 1e5, 200)  # structures at which the slider law is drawn
