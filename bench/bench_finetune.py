@@ -33,15 +33,7 @@ from course_lib import data as ds
 from course_lib import finetune as ft
 from course_lib import mace_models as mm
 
-MP_SMALL_LIKE = mm.MaceArchitecture(
-    r_max=6.0,
-    num_bessel=10,
-    max_ell=3,
-    hidden_irreps="128x0e",
-    mlp_irreps="16x0e",
-    correlation=3,
-    radial_mlp=(64, 64, 64),
-)
+MP_SMALL_LIKE = mm.MACE_MP_0_SMALL
 
 
 def emt_cells(n: int, *, seed: int, al_fraction: float = 0.3) -> list:

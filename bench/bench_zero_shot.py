@@ -22,17 +22,9 @@ import torch
 
 def mace_mp_small_sized(frames):
     """A random MACE with MACE-MP-0 small's hyper-parameters, for these frames' elements."""
-    from course_lib.mace_models import MaceArchitecture, build_mace
+    from course_lib.mace_models import MACE_MP_0_SMALL, build_mace
 
-    architecture = MaceArchitecture(
-        r_max=6.0,
-        num_bessel=10,
-        max_ell=3,
-        hidden_irreps="128x0e",
-        correlation=3,
-        radial_mlp=(64, 64, 64),
-    )
-    return build_mace(frames, architecture=architecture).eval()
+    return build_mace(frames, architecture=MACE_MP_0_SMALL).eval()
 
 
 def bench_frames(n):

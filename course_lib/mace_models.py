@@ -83,6 +83,20 @@ class MaceArchitecture:
         }
 
 
+#: The hyper-parameters of MACE-MP-0 small (Batatia et al., 2023): invariant 128-channel
+#: features, spherical harmonics to l = 3, r_max 6 Å. Benchmarks and tests build random
+#: stand-ins of this size when the real weights are not at hand.
+MACE_MP_0_SMALL = MaceArchitecture(
+    r_max=6.0,
+    num_bessel=10,
+    max_ell=3,
+    hidden_irreps="128x0e",
+    mlp_irreps="16x0e",
+    correlation=3,
+    radial_mlp=(64, 64, 64),
+)
+
+
 def model_elements(model: torch.nn.Module) -> tuple[str, ...]:
     """Chemical symbols a MACE model has embeddings for, in its own order."""
     return tuple(chemical_symbols[int(z)] for z in model.atomic_numbers)

@@ -1,0 +1,61 @@
+"""``course md``: MD with a model and its stability report."""
+
+from __future__ import annotations
+
+
+def add_parser(subparsers) -> None:
+    from course_lib.md import ENSEMBLES, md_structures
+
+    parser = subparsers.add_parser(
+        "md",
+        help="run MD with a model and report whether it stays physical",
+        description=(
+            "Seeded MD of a built-in structure with a registered model (or a MACE file); "
+            "reports the shortest distance per species pair against a limit, the temperature, "
+            "the NVE energy drift, and a stable/unstable verdict with the step where it failed. "
+            f"Structures: {'; '.join(f'{k}: {v}' for k, v in md_structures().items())}."
+        ),
+    )
+    parser.add_argument("--model", default="auto", help="registered name, 'auto' or a MACE file")
+    parser.add_argument("--structure", default="li2o", help="one of: " + ", ".join(md_structures()))
+    parser.add_argument("--temperature", type=float, required=True, help="K")
+    parser.add_argument("--steps", type=int, required=True, help="MD steps")
+    parser.add_argument("--ensemble", choices=ENSEMBLES, default="langevin")
+    parser.add_argument("--timestep", type=float, default=1.0, help="fs (default 1)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sample-every", type=int, default=10, help="steps between samples")
+    parser.add_argument("--out", help="write the sampled frames to this .extxyz file")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from course_lib.cli import print_result
+    from course_lib.md import MDInputError, md_structure, run_md
+
+    if args.out and Path(args.out).is_dir():
+        raise MDInputError(f"--out {args.out} is a directory; give a file name ending in .extxyz")
+    atoms = md_structure(args.structure, temperature_K=args.temperature)
+    result = run_md(
+        args.model,
+        atoms,
+        temperature_K=args.temperature,
+        steps=args.steps,
+        ensemble=args.ensemble,
+        timestep_fs=args.timestep,
+        seed=args.seed,
+        sample_every=args.sample_every,
+        structure=args.structure,
+        progress=not args.json,
+    )
+    if args.out:
+        import ase.io
+
+        from course_lib.data import atomic_output
+
+        with atomic_output(args.out) as tmp:
+            ase.io.write(tmp, result.frames, format="extxyz")
+    print_result(result, args)
+    return 0
