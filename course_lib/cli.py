@@ -13,6 +13,7 @@ import contextlib
 import importlib
 import json
 import logging
+import math
 import sys
 
 COMMAND_MODULES = (
@@ -46,14 +47,28 @@ def build_parser() -> argparse.ArgumentParser:
 def print_json(payload, args: argparse.Namespace | None = None) -> None:
     """Print ``payload`` as indented JSON: the ``--json`` output of every command.
 
-    It goes to ``args.json_out``, the real stdout that ``main`` kept aside
+    Non-finite numbers become null (strict JSON, which ``jq`` and browsers
+    parse). It goes to ``args.json_out``, the real stdout that ``main`` kept aside
     before sending everything else printed meanwhile to stderr (mace-torch
     announces missing cuequivariance when imported, CHGNet prints banners,
     which would break ``course ... --json | jq``); without ``args``, to stdout.
     """
     stream = getattr(args, "json_out", None) or sys.stdout
-    json.dump(payload, stream, indent=2, default=str)
+    json.dump(strict_json(payload), stream, indent=2, default=str, allow_nan=False)
     stream.write("\n")
+
+
+def strict_json(value):
+    """``value`` with every non-finite float (NaN, ±inf) as None: JSON has no such numbers."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: strict_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict_json(item) for item in value]
+    if hasattr(value, "dtype") and hasattr(value, "tolist"):  # numpy scalars and arrays
+        return strict_json(value.tolist())
+    return value
 
 
 def print_result(result, args: argparse.Namespace) -> None:

@@ -32,6 +32,13 @@ ALPHA_BOUNDS = (1e-3, 5.0)  # the range of α the fit searches
 CHAPTER_ALPHA = (0.3, 0.5)
 
 
+# A three-parameter law fitted to three sizes passes through every point (R² = 1 whatever
+# the data): at least one degree of freedom is required.
+MIN_SIZES = 4
+# An N-for-target estimate is given only within this factor of the measured sizes.
+MAX_EXTRAPOLATION = 3.0
+
+
 class LearningCurveInputError(ValueError):
     """Sizes and errors given to the fit are unusable; the message says which and why."""
 
@@ -58,6 +65,8 @@ class TargetEstimate:
     ``reachable_fraction`` is the share of bootstrap fits whose floor lies
     below the target. ``measured`` is the (smallest, largest) N the fit saw:
     an ``n`` outside it is an extrapolation of the law, and the message says so.
+    ``refused`` says why no estimate is given (α not pinned, or ``n`` beyond
+    ``MAX_EXTRAPOLATION`` times the measured range); ``n`` is then NaN.
     """
 
     target: float
@@ -68,12 +77,15 @@ class TargetEstimate:
     reachable_fraction: float
     floor: float
     measured: tuple[int, int] | None = None
+    refused: str = ""
 
     @property
     def reachable(self) -> bool:
         return bool(np.isfinite(self.n))
 
     def message(self) -> str:
+        if self.refused:
+            return f"no estimate for a target of {self.target:g} {self.unit}: {self.refused}"
         if not self.reachable:
             return (
                 f"a target of {self.target:g} {self.unit} lies below the fitted floor "
@@ -140,22 +152,44 @@ class PowerLawFit:
         """The fitted MAE at ``n`` structures (``unit``)."""
         return power_law(n, self.a, self.alpha, self.b)
 
-    def n_for(self, target: float) -> TargetEstimate:
-        """Structures needed for ``target`` MAE (``unit``), with its bootstrap range."""
+    def n_for(
+        self, target: float, *, max_extrapolation: float = MAX_EXTRAPOLATION
+    ) -> TargetEstimate:
+        """Structures needed for ``target`` MAE (``unit``), with its bootstrap range.
+
+        Refused (``TargetEstimate.refused``) when α is not pinned
+        (``pinning_problems``) or when the answer lies more than
+        ``max_extrapolation`` times beyond the measured sizes: the law is a
+        description of the measured range, not a forecast.
+        """
         if not (np.isfinite(target) and target > 0):
             raise LearningCurveInputError(f"target MAE must be positive and finite, got {target}")
         draws = np.array([n_for_target(target, *row) for row in self.bootstrap])
         reachable = np.isfinite(draws).mean() if len(draws) else float("nan")
         low, high = _percentiles(draws, (0.16, 0.84))
+        smallest, largest = min(self.sizes), max(self.sizes)
+        n = n_for_target(target, self.a, self.alpha, self.b)
+        refused = ""
+        problems = pinning_problems(self)
+        if problems:
+            refused = f"this curve cannot pin α ({'; '.join(problems)})"
+        elif (
+            np.isfinite(n) and not smallest / max_extrapolation <= n <= largest * max_extrapolation
+        ):
+            refused = (
+                f"the answer lies more than {max_extrapolation:g}x outside the measured sizes "
+                f"{smallest}-{largest}, where the law is not trusted; measure larger N"
+            )
         return TargetEstimate(
             target=float(target),
             unit=self.unit,
-            n=n_for_target(target, self.a, self.alpha, self.b),
-            n_low=float(low),
-            n_high=float(high),
+            n=float("nan") if refused else n,
+            n_low=float("nan") if refused else float(low),
+            n_high=float("nan") if refused else float(high),
             reachable_fraction=float(reachable),
             floor=self.b,
-            measured=(min(self.sizes), max(self.sizes)),
+            measured=(smallest, largest),
+            refused=refused,
         )
 
     def as_dict(self) -> dict:
@@ -219,6 +253,26 @@ class AlphaVerdict:
     __str__ = message
 
 
+def pinning_problems(fit: PowerLawFit, *, min_span: float = 10.0) -> list[str]:
+    """Why a fit does not pin α (empty when it does).
+
+    The sizes span less than ``min_span`` (over a shorter range α and B
+    trade off against each other); one seed per size (no bootstrap); a
+    bootstrap standard deviation above half of α; or α at a bound of the fit.
+    """
+    problems = []
+    span = max(fit.sizes) / min(fit.sizes)
+    if span < min_span:
+        problems.append(f"the sizes span a factor {span:.0f} only, less than {min_span:g}")
+    if not np.isfinite(fit.alpha_std):
+        problems.append("one seed per size gives no bootstrap uncertainty")
+    elif fit.alpha_std > 0.5 * fit.alpha:
+        problems.append(f"its bootstrap uncertainty {fit.alpha_std:.2f} exceeds half its value")
+    if fit.alpha >= 0.99 * ALPHA_BOUNDS[1] or fit.alpha <= 1.01 * ALPHA_BOUNDS[0]:
+        problems.append(f"the fit sits at the bound α = {fit.alpha:.3g}")
+    return problems
+
+
 def alpha_verdict(
     fit: PowerLawFit, expected: tuple[float, float] = CHAPTER_ALPHA, *, min_span: float = 10.0
 ) -> AlphaVerdict:
@@ -230,21 +284,12 @@ def alpha_verdict(
     fit, or when its bootstrap standard deviation exceeds half its value or
     the width of ``expected`` (then the comparison cannot discriminate).
     """
-    reasons = []
-    span = max(fit.sizes) / min(fit.sizes)
-    if span < min_span:
-        reasons.append(f"the sizes span a factor {span:.0f} only, less than {min_span:g}")
-    if not np.isfinite(fit.alpha_std):
-        reasons.append("one seed per size gives no bootstrap uncertainty")
-    elif fit.alpha_std > 0.5 * fit.alpha:
-        reasons.append(f"its bootstrap uncertainty {fit.alpha_std:.2f} exceeds half its value")
-    elif fit.alpha_std > expected[1] - expected[0]:
+    reasons = pinning_problems(fit, min_span=min_span)
+    if not reasons and fit.alpha_std > expected[1] - expected[0]:
         reasons.append(
             f"its bootstrap uncertainty {fit.alpha_std:.2f} exceeds the width of the range "
             f"{expected[0]:g}-{expected[1]:g}"
         )
-    if fit.alpha >= 0.99 * ALPHA_BOUNDS[1] or fit.alpha <= 1.01 * ALPHA_BOUNDS[0]:
-        reasons.append(f"the fit sits at the bound α = {fit.alpha:.3g}")
     low, high = expected
     sigma = fit.alpha_std if np.isfinite(fit.alpha_std) else 0.0
     if reasons:
@@ -345,9 +390,11 @@ def _checked_runs(sizes, maes) -> tuple[np.ndarray, np.ndarray]:
             "into training"
         )
     distinct = len(np.unique(n))
-    if distinct < 3:
+    if distinct < MIN_SIZES:
         raise LearningCurveInputError(
-            f"A·N^-α + B has 3 parameters; need at least 3 distinct sizes, got {distinct}"
+            f"A·N^-α + B has 3 parameters; need at least {MIN_SIZES} distinct sizes, got "
+            f"{distinct} (with 3 sizes the curve passes through every mean, whatever the data: "
+            "zero degrees of freedom)"
         )
     return n, y
 

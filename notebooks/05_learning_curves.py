@@ -56,7 +56,7 @@ settings.require_mace("Learning curves")  # stops here, saying what to change, i
 
 if settings.fast:  # sizes in structures, seeds = random draws per size
     FEW_SHOT = dict(sizes=(2, 5, 10, 20), seeds=3)
-    SCRATCH = dict(sizes=(4, 8, 16), seeds=2, max_epochs=10)
+    SCRATCH = dict(sizes=(4, 6, 10, 16), seeds=2, max_epochs=10)
 else:
     FEW_SHOT = dict(sizes=(2, 5, 10, 20, 50, 100, 200, 500, 1000), seeds=5)
     SCRATCH = dict(sizes=(5, 10, 20, 50, 100, 200, 500), seeds=3, max_epochs=200)

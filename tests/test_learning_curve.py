@@ -96,15 +96,18 @@ def test_alpha_verdict_compares_a_pinned_alpha_with_the_chapter_range():
 
 
 def test_alpha_verdict_says_when_a_curve_cannot_pin_alpha():
-    short = SIZES < 60  # 10, 20, 50: a factor 5
-    verdict = sl.alpha_verdict(sl.fit_power_law(SIZES[short], noisy_curve(0)[short]))
+    short = np.repeat([10, 20, 30, 50], 5)  # a factor 5
+    noise = 1 + 0.03 * np.random.default_rng(0).standard_normal(len(short))
+    verdict = sl.alpha_verdict(sl.fit_power_law(short, sl.power_law(short, **PLANTED) * noise))
     assert not verdict.pinned and verdict.relation == "not pinned"
     assert "factor 5" in verdict.message() and "neither confirms nor refutes" in verdict.message()
     one_seed = sl.fit_power_law(
         [10, 20, 50, 100, 200], sl.power_law([10, 20, 50, 100, 200], **PLANTED)
     )
     assert any("one seed" in reason for reason in sl.alpha_verdict(one_seed).reasons)
-    flat = sl.fit_power_law(np.repeat([10, 100, 1000], 3), [30, 31, 29, 30, 29, 31, 31, 30, 29])
+    flat = sl.fit_power_law(
+        np.repeat([10, 50, 200, 1000], 3), [30, 31, 29, 30, 29, 31, 31, 30, 29, 30, 31, 29]
+    )
     assert not sl.alpha_verdict(flat).pinned
     noisy = sl.fit_power_law(SIZES, noisy_curve(2, relative_noise=0.3), n_bootstrap=100)
     assert noisy.alpha_std > 0.2 and not sl.alpha_verdict(noisy).pinned
@@ -114,7 +117,8 @@ def test_alpha_verdict_says_when_a_curve_cannot_pin_alpha():
 @pytest.mark.parametrize(
     ("sizes", "maes", "match"),
     [
-        ([10, 20, 10, 20], [5, 4, 5, 4], "at least 3 distinct sizes, got 2"),
+        ([10, 20, 10, 20], [5, 4, 5, 4], "at least 4 distinct sizes, got 2"),
+        ([10, 20, 50, 10, 20, 50], [5, 4, 3, 5, 4, 3], "zero degrees of freedom"),
         ([10, 20, 50], [5, -4, 3], "maes must be positive"),
         ([10, 20, 50], [5, 0, 3], "maes must be positive"),
         ([10, 20, 50], [5, 4], "got 3 sizes and 2 maes"),
@@ -145,6 +149,19 @@ def test_target_below_the_floor_is_unreachable_and_above_it_has_a_range():
     assert "N ≈ 5 structures" in easy.message()
     with pytest.raises(sl.LearningCurveInputError, match="target"):
         fit.n_for(-1.0)
+
+
+def test_no_target_estimate_far_beyond_the_data_or_without_a_pinned_alpha():
+    fit = sl.fit_power_law(SIZES, noisy_curve(0), n_bootstrap=100)
+    far = fit.n_for(float(fit.predict(20_000.0)))  # 40x the largest measured N
+    assert far.refused and np.isnan(far.n) and not far.reachable
+    assert "more than 3x outside the measured sizes 10-500" in far.message()
+    near = fit.n_for(float(fit.predict(1_400.0)))  # within the stated factor: an extrapolation
+    assert not near.refused and near.n == pytest.approx(1_400.0, rel=1e-6)
+    one_seed = sl.fit_power_law(np.unique(SIZES), sl.power_law(np.unique(SIZES), **PLANTED))
+    estimate = one_seed.n_for(40.0)
+    assert estimate.refused and "cannot pin α" in estimate.message()
+    assert "one seed per size" in estimate.message()
 
 
 # --------------------------------------------------------------------------- the runner
@@ -181,25 +198,25 @@ def test_cache_returns_identical_numbers_without_retraining(pool_and_test, monke
     pool, test = pool_and_test
     stub = StubTrainer()
     monkeypatch.setattr(lc, "run_regime", stub)
-    options = dict(regime="scratch", sizes=(3, 5, 8), seeds=2, progress=False, max_epochs=1)
+    options = dict(regime="scratch", sizes=(2, 3, 5, 8), seeds=2, progress=False, max_epochs=1)
     first = lc.run_learning_curve(None, pool, test, **options)
-    assert len(stub.calls) == 6 and not any(p.cached for p in first.points)
+    assert len(stub.calls) == 8 and not any(p.cached for p in first.points)
     second = lc.run_learning_curve(None, pool, test, **options)
-    assert len(stub.calls) == 6  # nothing retrained
+    assert len(stub.calls) == 8  # nothing retrained
     assert all(p.cached for p in second.points)
     strip = [(p.n_train, p.seed, p.force_mae_meV_per_A, p.n_labels) for p in first.points]
     assert strip == [(p.n_train, p.seed, p.force_mae_meV_per_A, p.n_labels) for p in second.points]
     assert first.fit().alpha == second.fit().alpha
     # an explicit default is the same key as an omitted one
     lc.run_learning_curve(None, pool, test, **options, batch_size=8, lr=None)
-    assert len(stub.calls) == 6
+    assert len(stub.calls) == 8
     # another key trains again: energy-only, other settings, other test frames
     lc.run_learning_curve(None, pool, test, **{**options, "energy_only": True})
-    assert len(stub.calls) == 12 and stub.calls[-1][2] == 0.0
+    assert len(stub.calls) == 16 and stub.calls[-1][2] == 0.0
     lc.run_learning_curve(None, pool, test, **{**options, "max_epochs": 2})
-    assert len(stub.calls) == 18
-    lc.run_learning_curve(None, pool, test[:2], **options)
     assert len(stub.calls) == 24
+    lc.run_learning_curve(None, pool, test[:2], **options)
+    assert len(stub.calls) == 32
 
 
 def test_an_interrupted_curve_resumes_where_it_stopped(pool_and_test, monkeypatch, tmp_path):
@@ -440,14 +457,18 @@ def test_command_prints_points_fit_and_target_as_json(tmp_path, monkeypatch, cap
     path = ds.write_dataset(tmp_path / "emt.extxyz", frames, {"method": "EMT (test oracle)"})
     stub = StubTrainer()
     monkeypatch.setattr(lc, "run_regime", stub)
-    argv = ["learning-curve", "--dataset", str(path), "--regime", "scratch", "--sizes", "3,5,8"]
+    argv = ["learning-curve", "--dataset", str(path), "--regime", "scratch", "--sizes", "2,3,5,8"]
     argv += ["--seeds", "2", "--target", "50", "--bootstrap", "20", "--json"]
     assert main(argv) == 0
-    out = json.loads(capsys.readouterr().out)
-    assert [p["n_train"] for p in out["curve"]["points"]] == [3, 3, 5, 5, 8, 8]
-    assert out["curve"]["n_test"] == 3 and out["fit"]["sizes"] == [3, 5, 8]
-    assert out["target"]["reachable"] and out["target"]["unit"] == "meV/Å"
-    assert main(argv) == 0 and len(stub.calls) == 6  # second call: all cached
+    printed = capsys.readouterr().out
+    assert "NaN" not in printed and "Infinity" not in printed  # strict JSON
+    out = json.loads(printed)
+    assert [p["n_train"] for p in out["curve"]["points"]] == [2, 2, 3, 3, 5, 5, 8, 8]
+    assert out["curve"]["n_test"] == 3 and out["fit"]["sizes"] == [2, 3, 5, 8]
+    # N from 2 to 8 spans a factor 4: α is not pinned, so no N-for-target is given
+    assert out["target"]["n"] is None and "cannot pin α" in out["target"]["refused"]
+    assert out["target"]["unit"] == "meV/Å"
+    assert main(argv) == 0 and len(stub.calls) == 8  # second call: all cached
     capsys.readouterr()
     assert main([*argv[:4], "few-shot", "--json"]) == 2
     assert "pass --model" in capsys.readouterr().err
