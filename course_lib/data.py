@@ -38,6 +38,10 @@ class DatasetError(ValueError):
     """A dataset file or frame is unusable; the message names file, frame and key."""
 
 
+class OutputPathError(ValueError):
+    """An output file cannot be written where asked: checked before any work is done."""
+
+
 @dataclass(frozen=True)
 class DatasetInfo:
     """What ``course datasets`` shows about one bundled dataset."""
@@ -88,6 +92,28 @@ def atomic_output(path: str | os.PathLike, *, suffix: str = ".tmp") -> Iterator[
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def check_output_file(path: str | os.PathLike) -> Path:
+    """``path`` if a file can be written there, else ``OutputPathError`` saying why.
+
+    Meant for the start of a long computation, so that a result is never lost
+    to an output path that was unusable from the beginning: ``path`` must not
+    be a directory, and its nearest existing folder must be a writable directory.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise OutputPathError(
+            f"{path} is a directory; give a file path for the output, e.g. {path / 'NAME.model'}"
+        )
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise OutputPathError(f"cannot write {path}: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputPathError(f"cannot write {path}: no permission to write in {folder}")
+    return path
 
 
 def _umask() -> int:
@@ -165,10 +191,7 @@ def read_dataset(
     elements a model was trained on).
     """
     path = dataset_path(name_or_path)
-    try:
-        frames = ase.io.read(path, index=":", format="extxyz")
-    except Exception as err:  # ase raises many types for a malformed file
-        raise DatasetError(f"{path}: not a readable extxyz file ({err})") from err
+    frames = _read_frames(path, format="extxyz")
     validate_frames(
         frames,
         source=str(path),
@@ -176,6 +199,32 @@ def read_dataset(
         require_pbc=require_pbc,
         allowed_elements=allowed_elements,
     )
+    return frames
+
+
+def read_structures(name_or_path: str | os.PathLike) -> list[Atoms]:
+    """Every structure of a file ASE reads (any format), or of a bundled dataset; labels optional.
+
+    Raises ``DatasetError`` naming the file for an empty, truncated or
+    unreadable file, as ``read_dataset`` does.
+    """
+    candidate = Path(name_or_path)
+    path = candidate if candidate.is_file() else dataset_path(name_or_path)
+    return _read_frames(path, format="extxyz" if path.suffix in {".xyz", ".extxyz"} else None)
+
+
+def _read_frames(path: Path, *, format: str | None) -> list[Atoms]:
+    """All frames of ``path``; ``DatasetError`` (one line) for an empty or malformed file."""
+    kind = f"{format} file" if format else "structure file ASE can read"
+    if path.is_file() and path.stat().st_size == 0:
+        raise DatasetError(f"{path}: the file is empty")
+    try:
+        frames = ase.io.read(path, index=":", format=format)
+    except Exception as err:  # ase raises many types for a malformed file
+        reason = " ".join(str(err).split()) or type(err).__name__
+        raise DatasetError(f"{path}: not a readable {kind} ({reason})") from err
+    if not frames:
+        raise DatasetError(f"{path}: contains no frames")
     return frames
 
 
@@ -329,7 +378,9 @@ def train_test_split(
         test = [atoms for i, atoms in enumerate(frames) if i in test_idx]
     if not train or not test:
         raise DatasetError(
-            f"split left {len(train)} training and {len(test)} test frames; need both non-empty"
+            f"split of {len(frames)} frames left {len(train)} training and {len(test)} test "
+            "frames; need both non-empty (at least 2 frames, and with info['split'] at least "
+            "one 'train' and one 'test')"
         )
     return train, test
 

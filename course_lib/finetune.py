@@ -578,13 +578,18 @@ def run_regime(
 ) -> RegimeResult:
     """Fit one regime (``settings``, fields overridden by keywords), save it, and measure it.
 
-    Test frames must only hold elements the trained model knows. ``out``
-    is written atomically after training, so an interrupted run leaves a
-    previous file there intact.
+    Test frames must only hold elements the trained model knows. ``out`` is
+    checked before training (``OutputPathError`` for a directory or an
+    unwritable folder) and written atomically right after training, before
+    the model is measured, so an interrupted run leaves a previous file there
+    intact and a failing measurement loses nothing. If writing ``out`` still
+    fails, the model goes to the work directory instead (a warning says where).
     """
+    from course_lib.paths import work_dir
     from course_lib.zero_shot import evaluate
 
     ds.validate_frames(test_frames, source="test_frames", require_pbc=False)
+    out = ds.check_output_file(out) if out is not None else None
     tuner = FineTuner(settings=settings, **overrides)
     regime = tuner.settings.regime
     start = load_model(model, dtype=tuner.settings.dtype) if model is not None else None
@@ -592,6 +597,16 @@ def run_regime(
     began = time.perf_counter()
     tuner.fit(train_frames)
     fit_time = time.perf_counter() - began
+    path = None
+    if out is not None:
+        try:
+            path = tuner.save(out)
+        except OSError as err:
+            rescue = (
+                work_dir("finetune", "unsaved") / f"{regime}-{time.strftime('%Y%m%d-%H%M%S')}.model"
+            )
+            path = tuner.save(rescue)
+            logger.warning("could not write %s (%s); the trained model is at %s", out, err, path)
     unknown = sorted(
         set(mace_models.frame_elements(test_frames)) - set(mace_models.model_elements(tuner.model_))
     )
@@ -609,7 +624,6 @@ def run_regime(
                 pretraining_frames, predict(start, pretraining_frames)
             )
             forgetting = tuner.evaluate(pretraining_frames)
-    path = tuner.save(out) if out is not None else None
     with_forces = tuner.settings.forces_weight > 0
     return RegimeResult(
         regime=regime,

@@ -12,11 +12,17 @@ from collections.abc import Sequence
 import mace  # noqa: F401  (import mace before e3nn: e3nn alone fails on torch 2.13)
 import torch
 from ase import Atoms
+from ase.data import chemical_symbols
 from mace import data as mace_data
 from mace.tools import torch_geometric, torch_tools
 from mace.tools.utils import AtomicNumberTable
 
 from course_lib.data import ENERGY_KEY, FORCES_KEY, STRESS_KEY
+
+
+class ElementsNotInModelError(ValueError):
+    """Frames hold elements the model has no embedding for; no graph was built."""
+
 
 LABEL_KEYS = mace_data.KeySpecification(
     info_keys={"energy": ENERGY_KEY, "stress": STRESS_KEY},
@@ -40,7 +46,11 @@ def to_graphs(
     dtype: torch.dtype = torch.float64,
     heads: Sequence[str] = ("Default",),
 ) -> list:
-    """One ``AtomicData`` graph per frame, labels included where the frame has them."""
+    """One ``AtomicData`` graph per frame, labels included where the frame has them.
+
+    Raises ``ElementsNotInModelError`` naming the elements outside ``atomic_numbers``.
+    """
+    check_elements_known(frames, atomic_numbers)
     z_table = AtomicNumberTable([int(z) for z in atomic_numbers])
     with torch_tools.default_dtype(dtype):
         return [
@@ -54,6 +64,29 @@ def to_graphs(
             )
             for atoms in frames
         ]
+
+
+def check_elements_known(
+    frames: Sequence[Atoms], atomic_numbers: Sequence[int], *, model_name: str = "the model"
+) -> None:
+    """Raise ``ElementsNotInModelError`` if a frame holds an element outside ``atomic_numbers``."""
+    known = {int(z) for z in atomic_numbers}
+    first_seen: dict[int, int] = {}
+    for index, atoms in enumerate(frames):
+        for z in set(atoms.numbers.tolist()) - known:
+            first_seen.setdefault(z, index)
+    if not first_seen:
+        return
+    missing = ", ".join(
+        f"{chemical_symbols[z]} (first in frame {first_seen[z]})" for z in sorted(first_seen)
+    )
+    names = [chemical_symbols[z] for z in sorted(known)]
+    knows = ", ".join(names) if len(names) <= 20 else f"{names[0]} ... {names[-1]}"
+    raise ElementsNotInModelError(
+        f"{model_name} has no embedding for {missing}; it knows {len(names)} elements ({knows}). "
+        "Use a model trained on these elements, or train one with "
+        "`course finetune --regime scratch`"
+    )
 
 
 def graph_loader(

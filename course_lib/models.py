@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +36,14 @@ class ModelUnavailableError(RuntimeError):
 
 class ModelIntegrityError(RuntimeError):
     """A model file's sha256 differs from the expected one; it was not loaded."""
+
+
+class NotAModelFileError(ValueError):
+    """A file given as a MACE model is not one (empty, truncated, another format, not MACE)."""
+
+
+# ``torch.save`` writes a zip archive; files from before torch 1.6 start with this pickled magic.
+_LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
 
 
 @dataclass(frozen=True)
@@ -273,12 +283,26 @@ def expected_sha256(spec: ModelSpec) -> str | None:
 
 
 def verify(spec: ModelSpec, path: Path) -> str:
-    """Check ``path`` against the expected sha256; record it if none is known yet."""
+    """Check ``path`` against the expected sha256; record it if none is known yet.
+
+    A file that is not a PyTorch archive at all (empty, random bytes, an
+    interrupted download) raises ``NotAModelFileError`` and is never recorded,
+    so a real model put there later is trusted on its own first use.
+    """
     digest = sha256_of(path)
     expected = spec.sha256 or _config_pins().get(spec.name)
-    key = spec.name if spec.name in REGISTRY else str(path.resolve())
+    key = _hash_key(spec, path)
     recorded = _recorded_hashes().get(key)
     expected = expected or recorded
+    if expected is not None and digest != expected:
+        raise ModelIntegrityError(
+            f"{path}: sha256 {digest} does not match the expected {expected}; "
+            "the file was not loaded. Delete it and fetch it again, or, if you replaced "
+            "it on purpose, update the pin in course.toml."
+        )
+    if not _is_torch_file(path):
+        reason = "it is empty" if path.stat().st_size == 0 else "it is not a PyTorch archive"
+        raise NotAModelFileError(not_a_model_message(spec, path, reason))
     if expected is None:
         _record_hash(key, digest)
         logger.warning(
@@ -286,13 +310,28 @@ def verify(spec: ModelSpec, path: Path) -> str:
             spec.name,
             digest,
         )
-    elif digest != expected:
-        raise ModelIntegrityError(
-            f"{path}: sha256 {digest} does not match the expected {expected}; "
-            "the file was not loaded. Delete it and fetch it again, or, if you replaced "
-            "it on purpose, update the pin in course.toml."
-        )
     return digest
+
+
+def not_a_model_message(spec: ModelSpec, path: Path, reason: str) -> str:
+    """One line: which file is not a MACE model, why, and what to pass instead."""
+    if spec.name in REGISTRY:
+        remedy = f"delete it and run `course fetch {spec.name}`, or place the file by hand"
+    else:
+        remedy = (
+            "pass a .model file saved by mace-torch or `course finetune`, "
+            f"or a registered model ({', '.join(REGISTRY)})"
+        )
+    size = path.stat().st_size if path.exists() else 0
+    return f"{path} ({size} bytes) is not a MACE model file: {reason}; {remedy}"
+
+
+def _is_torch_file(path: Path) -> bool:
+    """Whether ``path`` looks like a ``torch.save`` file (zip archive or legacy pickle), unread."""
+    if zipfile.is_zipfile(path):
+        return True
+    with open(path, "rb") as handle:
+        return handle.read(len(_LEGACY_TORCH_MAGIC)) == _LEGACY_TORCH_MAGIC
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -311,7 +350,17 @@ def load_mace_model(
     import torch
 
     path = model_file(name_or_path)
-    model = torch.load(path, map_location=resolve_device(device), weights_only=False)
+    spec = _spec_for(name_or_path, path)
+    try:
+        model = torch.load(path, map_location=resolve_device(device), weights_only=False)
+    except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile) as err:
+        _forget_hash(_hash_key(spec, path))
+        reason = f"torch.load failed ({type(err).__name__}: {err})"
+        raise NotAModelFileError(not_a_model_message(spec, path, reason)) from err
+    if not (isinstance(model, torch.nn.Module) and hasattr(model, "atomic_numbers")):
+        _forget_hash(_hash_key(spec, path))
+        reason = f"it holds a {type(model).__name__}, not a MACE model"
+        raise NotAModelFileError(not_a_model_message(spec, path, reason))
     model = model.double() if dtype == "float64" else model.float()
     return model.eval()
 
@@ -368,6 +417,16 @@ def _chgnet_installed() -> bool:
     return find_spec("chgnet") is not None
 
 
+def _spec_for(name_or_path: str | os.PathLike, path: Path) -> ModelSpec:
+    name = resolve_model_name(name_or_path)
+    return REGISTRY.get(name) or ModelSpec(name=str(path), kind="mace", description="", licence="")
+
+
+def _hash_key(spec: ModelSpec, path: Path) -> str:
+    """Recorded hashes are kept by registered name, else by the file's absolute path."""
+    return spec.name if spec.name in REGISTRY else str(path.resolve())
+
+
 def _hash_file() -> Path:
     return model_cache_dir() / "course-known-hashes.json"
 
@@ -381,6 +440,13 @@ def _record_hash(key: str, digest: str) -> None:
     hashes = _recorded_hashes()
     hashes[key] = digest
     atomic_write_text(_hash_file(), json.dumps(hashes, indent=2) + "\n")
+
+
+def _forget_hash(key: str) -> None:
+    """Drop a hash recorded for a file that turned out not to be a model."""
+    hashes = _recorded_hashes()
+    if hashes.pop(key, None) is not None:
+        atomic_write_text(_hash_file(), json.dumps(hashes, indent=2) + "\n")
 
 
 def _config_pins() -> dict:

@@ -9,7 +9,9 @@ the largest resident set of the kernel's process tree, sampled every 0.2 s.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -17,6 +19,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from course_lib.paths import NOTEBOOKS_DIR, work_dir
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,33 @@ class _PeakMemory:
         self._thread.join()
 
 
+class _DebugInfo(logging.LoggerAdapter):
+    """nbclient's one INFO line per notebook logged at DEBUG: ``course run`` shows its table."""
+
+    def info(self, msg, *args, **kwargs):
+        self.debug(msg, *args, **kwargs)
+
+
+def local_kernel_config(socket_dir: Path):
+    """Kernel-manager settings for a kernel that only this process talks to.
+
+    By default a kernel listens on TCP ports, unencrypted, and ipykernel
+    warns about it once per kernel ("Kernel is running over TCP without
+    encryption"). Headless runs need no network: on POSIX the kernel gets Unix
+    domain sockets in ``socket_dir`` instead (no port opened, nothing to warn
+    about); elsewhere jupyter_client provisions CurveZMQ keys when the kernel
+    declares support.
+    """
+    import zmq
+    from traitlets.config import Config
+
+    if os.name == "posix":
+        return Config({"KernelManager": {"transport": "ipc", "ip": str(socket_dir / "kernel")}})
+    if zmq.has("curve"):
+        return Config({"KernelManager": {"transport_encryption": "auto"}})
+    return Config()
+
+
 def run_notebook(
     path: Path, out_dir: Path, *, mode: str = "fast", timeout_s: int = 900
 ) -> NotebookRun:
@@ -100,15 +131,17 @@ def run_notebook(
 
     notebook = read_notebook(path)
     output = out_dir / f"{path.stem}.ipynb"
-    client = NotebookClient(
-        notebook,
-        timeout=timeout_s,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(path.parent)}},
-    )
     error = ""
     start = time.perf_counter()
-    with _PeakMemory() as memory:
+    with tempfile.TemporaryDirectory(prefix="course-kernel-") as sockets, _PeakMemory() as memory:
+        client = NotebookClient(
+            notebook,
+            timeout=timeout_s,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(path.parent)}},
+            config=local_kernel_config(Path(sockets)),
+            log=_DebugInfo(logger),
+        )
         try:
             # The mode reaches the kernel through its own environment, not this process's.
             client.execute(env={**os.environ, "COURSE_MODE": mode})

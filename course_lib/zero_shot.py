@@ -26,6 +26,10 @@ from course_lib import data as ds
 from course_lib.composition import composition_matrix, fit_reference_offsets
 
 
+class NonFinitePredictionError(ValueError):
+    """A model predicted NaN or inf for a frame: an error, never averaged into a metric."""
+
+
 @dataclass(frozen=True)
 class Predictions:
     """Model outputs for a list of frames (eV, eV/Å, eV/Å³ Voigt)."""
@@ -202,12 +206,17 @@ def predict(
     the model in the result (default: its registered name, else its class).
     """
     from ase.calculators.calculator import BaseCalculator
+    from ase.data import atomic_numbers
+
+    from course_lib.graphs import check_elements_known
 
     if isinstance(model, (str, os.PathLike)):
         from course_lib import models
 
         name = models.resolve_model_name(model)
         if name in models.REGISTRY and models.REGISTRY[name].kind != "mace":
+            known = [atomic_numbers[symbol] for symbol in models.model_elements(name)]
+            check_elements_known(frames, known, model_name=name)
             model = models.load_calculator(name, device=device)
         else:
             model = models.load_mace_model(name, device=device)
@@ -215,8 +224,14 @@ def predict(
     else:
         label = label or type(model).__name__
     if isinstance(model, BaseCalculator):
-        return _predict_with_calculator(model, frames, label, compute_stress, progress)
-    return _predict_mace_batched(model, frames, label, batch_size, compute_stress, progress)
+        predictions = _predict_with_calculator(model, frames, label, compute_stress, progress)
+    else:
+        check_elements_known(frames, model.atomic_numbers.tolist(), model_name=label)
+        predictions = _predict_mace_batched(
+            model, frames, label, batch_size, compute_stress, progress
+        )
+    check_finite(frames, predictions)
+    return predictions
 
 
 def _predict_mace_batched(model, frames, label, batch_size, compute_stress, progress):
@@ -265,6 +280,52 @@ def _predict_with_calculator(calc, frames, label, compute_stress, progress):
     )
 
 
+def check_finite(frames: Sequence[Atoms], predictions: Predictions) -> None:
+    """Raise ``NonFinitePredictionError`` naming the frame whose prediction is NaN or inf.
+
+    Such a frame usually has overlapping atoms (a zero distance makes the
+    model's radial functions divide by zero); the message gives its closest
+    pair. A non-finite energy marks the frame at fault: computed in one batch
+    with stresses, its NaN gradients can spill into the forces of the other
+    frames of the batch, so frames are named by their energy first.
+    """
+    n = len(predictions.energies)
+    bad = {
+        "energy": ~np.isfinite(predictions.energies),
+        "forces": np.array([not np.all(np.isfinite(f)) for f in predictions.forces], dtype=bool),
+        "stress": (
+            np.zeros(n, dtype=bool)
+            if predictions.stresses is None
+            else ~np.all(np.isfinite(predictions.stresses), axis=1)
+        ),
+    }
+    culprits = np.flatnonzero(bad["energy"])
+    if culprits.size == 0:
+        culprits = np.flatnonzero(bad["forces"] | bad["stress"])
+    if culprits.size == 0:
+        return
+    index = int(culprits[0])
+    what = " and ".join(name for name, flags in bad.items() if flags[index])
+    more = f" (and {culprits.size - 1} more frames)" if culprits.size > 1 else ""
+    atoms = frames[index]
+    raise NonFinitePredictionError(
+        f"{predictions.model} predicted non-finite {what} for frame {index}{more} "
+        f"({atoms.get_chemical_formula()}){_closest_pair(atoms)}; fix or remove that frame "
+        "(non-finite predictions are never turned into errors)"
+    )
+
+
+def _closest_pair(atoms: Atoms, *, cutoff_A: float = 1.0) -> str:
+    """The closest pair of atoms nearer than ``cutoff_A`` (minimum image), as message text."""
+    from ase.neighborlist import neighbor_list
+
+    i, j, d = neighbor_list("ijd", atoms, cutoff_A)
+    if len(d) == 0:
+        return ""
+    k = int(np.argmin(d))
+    return f", whose atoms {i[k]} and {j[k]} are only {d[k]:.3f} Å apart"
+
+
 def apply_offsets(
     frames: Sequence[Atoms], predictions: Predictions, offsets_eV: dict[str, float]
 ) -> Predictions:
@@ -274,7 +335,11 @@ def apply_offsets(
 
 
 def error_metrics(frames: Sequence[Atoms], predictions: Predictions) -> ErrorMetrics:
-    """MAE/RMSE of energies (per atom), force components, stresses, and force MAE per element."""
+    """MAE/RMSE of energies (per atom), force components, stresses, and force MAE per element.
+
+    Raises ``NonFinitePredictionError`` if any prediction is NaN or inf.
+    """
+    check_finite(frames, predictions)
     natoms = ds.n_atoms(frames)
     energy_err = (predictions.energies - ds.energies(frames)) / natoms * 1e3
     force_err = np.concatenate(predictions.forces) - np.concatenate(ds.forces(frames))

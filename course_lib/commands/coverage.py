@@ -67,9 +67,14 @@ def _add_sampling(parser: argparse.ArgumentParser) -> None:
 def run_coverage(args) -> int:
     from course_lib.cli import print_json
     from course_lib.coverage import compare_coverage
+    from course_lib.data import read_structures
 
+    # Read the target first: a bad target file fails before minutes of reference histograms.
+    target_frames = None if args.target.endswith(".npz") else read_structures(args.target)
     reference = _histograms(args.reference, args, role="reference")
-    target = _histograms(args.target, args, role="target", settings=reference.settings)
+    target = _histograms(
+        args.target, args, role="target", settings=reference.settings, frames=target_frames
+    )
     report = compare_coverage(
         target,
         reference,
@@ -101,8 +106,8 @@ def run_reference(args) -> int:
     return 0
 
 
-def _histograms(spec: str, args, *, role: str, settings=None):
-    """Histograms of a .npz, 'mptrj', a bundled dataset or a structure file."""
+def _histograms(spec: str, args, *, role: str, settings=None, frames=None):
+    """Histograms of a .npz, 'mptrj', a bundled dataset or a structure file (or its ``frames``)."""
     from course_lib.coverage import CoverageHistograms, HistogramSettings, compute_histograms
 
     flags = {
@@ -122,10 +127,7 @@ def _histograms(spec: str, args, *, role: str, settings=None):
         return reference_histograms(
             spec, n_frames=args.frames, seed=args.seed, settings=settings, progress=spec == "mptrj"
         )
-    import ase.io
+    from course_lib.data import read_structures
 
-    from course_lib.data import dataset_path
-
-    path = Path(spec) if Path(spec).exists() else dataset_path(spec)
-    frames = ase.io.read(path, index=":")
+    frames = read_structures(spec) if frames is None else frames
     return compute_histograms(frames, settings=settings, source=spec)

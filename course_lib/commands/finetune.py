@@ -16,7 +16,11 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--dataset", required=True, help="bundled dataset name or .extxyz path")
     parser.add_argument("--regime", choices=("few-shot", "full", "scratch"), default="few-shot")
     parser.add_argument("--n", type=int, required=True, help="training structures")
-    parser.add_argument("--out", help="where to write the model (default: the work directory)")
+    parser.add_argument(
+        "--out",
+        help="model file to write, or an existing folder to write it into "
+        "(default: the work directory)",
+    )
     parser.add_argument("--trainable", choices=("readouts", "last-layer"), default="readouts")
     parser.add_argument("--solver", choices=("gradient", "closed-form"), default="gradient")
     parser.add_argument("--epochs", type=int, default=50)
@@ -34,12 +38,19 @@ def run(args) -> int:
     from pathlib import Path
 
     from course_lib.cli import print_result
+    from course_lib.data import check_output_file
     from course_lib.finetune import regime_frames, run_regime
     from course_lib.models import pretraining_corpus, resolve_model_name
     from course_lib.paths import work_dir
     from course_lib.training import LossWeights
 
     model = resolve_model_name(args.model)
+    default_name = f"{Path(model).stem}-{Path(args.dataset).stem}-{args.regime}-n{args.n}.model"
+    out = Path(args.out) if args.out else work_dir("finetune") / default_name
+    if out.is_dir():
+        out = out / default_name
+    check_output_file(out)  # before any work: a trained model must not be lost to a bad path
+    start = _checked_start(model, args)
     corpus = args.forgetting_dataset or pretraining_corpus(model)
     frames = regime_frames(
         args.dataset,
@@ -47,15 +58,8 @@ def run(args) -> int:
         seed=args.seed,
         corpus=corpus if args.regime != "scratch" else None,
     )
-    name = Path(model).stem
-    out = (
-        Path(args.out)
-        if args.out
-        else work_dir("finetune")
-        / (f"{name}-{Path(args.dataset).stem}-{args.regime}-n{args.n}.model")
-    )
     result = run_regime(
-        model,
+        start,
         frames.train,
         frames.test,
         regime=args.regime,
@@ -73,3 +77,19 @@ def run(args) -> int:
     )
     print_result(result, args)
     return 0
+
+
+def _checked_start(model: str, args):
+    """The starting model, loaded once, after the dataset's own problems were reported.
+
+    The whole file is read and validated first (labels, elements the model
+    lacks), so a small or broken file reports what is wrong with it rather
+    than an empty train/test split.
+    """
+    from course_lib.data import read_dataset
+    from course_lib.finetune import check_elements, load_model
+
+    frames = read_dataset(args.dataset, require_pbc=False)
+    start = load_model(model, dtype=args.dtype)
+    check_elements(start, frames, regime=args.regime)
+    return start
