@@ -29,6 +29,8 @@ COMMAND_MODULES = (
     "course_lib.commands.learning_curve",
     "course_lib.commands.flowchart",
     "course_lib.commands.md",
+    "course_lib.commands.strategies",
+    "course_lib.commands.export_mace_train",
 )
 
 

@@ -59,7 +59,7 @@ logger = logging.getLogger(__name__)
 
 REGIMES = ("few-shot", "full", "scratch")
 SOLVERS = ("gradient", "closed-form")
-TRAINABLE = ("readouts", "last-layer")
+TRAINABLE = ("readouts", "last-layer", "freeze-5", "lora")
 DEFAULT_LR = {"few-shot": 5e-3, "full": 1e-3, "scratch": 1e-2}
 
 
@@ -81,6 +81,8 @@ class FineTuneSettings:
     the learning rate. ``valid_fraction`` of the training frames are held
     out for validation when no validation frames are given. ``ridge`` is the
     closed form's L2 pull (relative to the mean diagonal of its normal matrix).
+    ``lora_rank`` and ``lora_alpha`` shape the low-rank adapters of
+    ``trainable="lora"`` (mace-torch's ``--lora_rank``, ``--lora_alpha``).
     """
 
     regime: str = "few-shot"
@@ -100,6 +102,8 @@ class FineTuneSettings:
     lr_patience: int = 3
     lr_factor: float = 0.5
     valid_fraction: float = 0.1
+    lora_rank: int = 4
+    lora_alpha: float = 1.0
     seed: int = 0
     dtype: str = "float64"
     device: str = "auto"
@@ -131,8 +135,8 @@ class FineTuneSettings:
             )
         if not 0.0 < self.valid_fraction < 1.0:
             raise ValueError(f"valid_fraction must lie in (0, 1), got {self.valid_fraction}")
-        if self.max_epochs < 1 or self.batch_size < 1:
-            raise ValueError("max_epochs and batch_size must be >= 1")
+        if self.max_epochs < 1 or self.batch_size < 1 or self.lora_rank < 1:
+            raise ValueError("max_epochs, batch_size and lora_rank must be >= 1")
         self.weights  # noqa: B018  (LossWeights checks the three weights)
 
     @property
@@ -181,18 +185,25 @@ def trainable_parameter_names(
     """Names of the parameters a regime trains.
 
     few-shot ``"readouts"``: ``readouts.*``; ``"last-layer"``: also the last
-    ``interactions.*`` and ``products.*`` block. full and scratch: all.
+    ``interactions.*`` and ``products.*`` block; ``"freeze-5"``: mace-torch's
+    ``--freeze 5`` (embedding and every interaction frozen: ``products.*``
+    and ``readouts.*`` train); ``"lora"``: the low-rank adapters
+    (``lora_A``/``lora_B``) that ``mace.modules.lora.inject_LoRAs`` added.
+    full and scratch: all.
     """
     names = [name for name, _ in model.named_parameters()]
     if regime in ("full", "scratch"):
         return tuple(names)
+    if trainable == "lora":
+        return tuple(n for n in names if ".lora_A." in n or ".lora_B." in n)
     last = len(model.interactions) - 1
     prefixes = {
         "readouts": ("readouts.",),
         "last-layer": ("readouts.", f"interactions.{last}.", f"products.{last}."),
+        "freeze-5": ("readouts.", "products."),
     }
     if trainable not in prefixes:
-        raise ValueError(f"trainable must be one of {list(prefixes)}, got {trainable!r}")
+        raise ValueError(f"trainable must be one of {TRAINABLE}, got {trainable!r}")
     return tuple(n for n in names if n.startswith(prefixes[trainable]))
 
 
@@ -301,6 +312,11 @@ def fine_tune(
         check_elements(model, train_frames + (valid_frames or []), regime=s.regime)
     working = _starting_model(model, train_frames, s)
     working = working.to(torch.device(resolve_device(s.device)))
+    lora = s.regime == "few-shot" and s.trainable == "lora"
+    if lora:
+        from mace.modules.lora import inject_LoRAs
+
+        inject_LoRAs(working, rank=s.lora_rank, alpha=s.lora_alpha)
 
     names = trainable_parameter_names(working, regime=s.regime, trainable=s.trainable)
     freeze_all_but(working, names)
@@ -337,6 +353,10 @@ def fine_tune(
             seed=s.seed,
             progress=s.progress,
         )
+    if lora:  # fold the adapters into the weights: a plain MACE again, as mace-torch saves it
+        from mace.modules.lora import merge_lora_weights
+
+        merge_lora_weights(working)
     freeze_all_but(working, [])
     present = set(mace_models.frame_elements(train_frames))
     learned_e0s = {k: v for k, v in mace_models.model_e0s(working).items() if k in present}

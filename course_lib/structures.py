@@ -171,3 +171,28 @@ def small_supercell(atoms: Atoms, min_atoms: int = 8) -> Atoms:
         axis = int(np.argmin(lengths * repeat))
         repeat[axis] += 1
     return atoms.repeat(repeat)
+
+
+def compressed_pair(atoms: Atoms, pair: tuple[str, str], distance: float) -> Atoms:
+    """``atoms`` with its closest ``pair`` of species moved to ``distance`` Å apart.
+
+    The two atoms move symmetrically along the line joining them (minimum
+    image), so the rest of the crystal stays as it was: a probe of the
+    short-range repulsion between two species inside the crystal.
+    """
+    symbols = np.array(atoms.get_chemical_symbols())
+    first = np.flatnonzero(symbols == pair[0])
+    second = np.flatnonzero(symbols == pair[1])
+    if not len(first) or not len(second):
+        raise ValueError(f"{atoms.get_chemical_formula()} has no {pair[0]}-{pair[1]} pair")
+    d = atoms.get_all_distances(mic=True)
+    block = d[np.ix_(first, second)]
+    block[block == 0] = np.inf  # an atom is not its own partner
+    i, j = np.unravel_index(np.argmin(block), block.shape)
+    a, b = int(first[i]), int(second[j])
+    vector = atoms.get_distance(a, b, mic=True, vector=True)
+    shift = 0.5 * (np.linalg.norm(vector) - distance) * vector / np.linalg.norm(vector)
+    out = atoms.copy()
+    out.positions[a] += shift
+    out.positions[b] -= shift
+    return out

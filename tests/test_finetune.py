@@ -61,9 +61,27 @@ def parameters(model) -> dict:
     return {name: p.detach().clone() for name, p in model.named_parameters()}
 
 
+def test_lora_adapters_train_and_fold_back_into_a_plain_mace(tiny_mace):
+    before = parameters(tiny_mace)
+    frames = emt_frames(8)
+    start = error_metrics(frames, predict(tiny_mace, frames)).force_mae_meV_per_A
+    tuner = ft.FineTuner(model=tiny_mace, trainable="lora", max_epochs=4, lr=0.05, **QUIET)
+    tuner.fit(frames, valid_frames=emt_frames(2, seed=5))
+    assert tuner.trainable_ and all(".lora_" in name for name in tuner.trainable_)
+    after = parameters(tuner.model_)
+    assert set(after) == set(before)  # adapters merged: the same parameters as the start
+    assert any(not torch.equal(before[n], after[n]) for n in before)  # ... with new values
+    assert tuner.evaluate(frames).force_mae_meV_per_A < start
+    assert parameters(tiny_mace).keys() == before.keys()  # the start was not modified
+
+
 @pytest.mark.parametrize(
     ("trainable", "changed_prefixes"),
-    [("readouts", ("readouts.",)), ("last-layer", ("readouts.", "interactions.1.", "products.1."))],
+    [
+        ("readouts", ("readouts.",)),
+        ("last-layer", ("readouts.", "interactions.1.", "products.1.")),
+        ("freeze-5", ("readouts.", "products.")),  # mace-torch's --freeze 5
+    ],
 )
 def test_few_shot_trains_only_the_chosen_blocks(tiny_mace, trainable, changed_prefixes):
     before = parameters(tiny_mace)
