@@ -67,3 +67,30 @@ def test_pretrain_limit_marks_the_card_as_a_rehearsal(corpus, tmp_path):
     )
     assert result.n_train_frames == 5
     assert "Rehearsal model" in result.card_path.read_text()
+
+
+def test_held_out_families_never_train_and_get_their_own_errors(corpus, tmp_path):
+    """Frames of a held-out prototype, from every corpus, are kept out of training."""
+    second = emt_frames(6, seed=8)
+    for index, atoms in enumerate(second):
+        atoms.info["split"] = "test" if index >= 5 else "train"
+        atoms.info["prototype"] = "odd" if index % 2 else "even"
+    extra = ds.write_dataset(tmp_path / "second.extxyz", second, {"method": "EMT (test)"})
+    result = pretrain(
+        [corpus, extra],
+        out=tmp_path / "two.model",
+        architecture=TINY,
+        max_epochs=1,
+        held_out_prototypes=("odd",),
+        progress=False,
+    )
+    assert result.corpus == "tiny-corpus+second"
+    assert (result.n_train_frames, result.n_validation_frames) == (9 + 3, 3)  # "even" trains
+    assert result.held_out_prototypes == ("odd",) and result.n_prototype_frames == 3
+    assert result.prototype_validation.n_frames == 3
+    card = result.card_path.read_text()
+    assert "unseen families" in card.lower() and "odd" in card
+    from course_lib.pretrain import read_model_card
+
+    back = read_model_card(result.model_path)
+    assert back.result.prototype_validation == result.prototype_validation

@@ -14,7 +14,11 @@ def add_parser(subparsers) -> None:
             "update its sha256 pin in course_lib/models.py)."
         ),
     )
-    parser.add_argument("--corpus", default="mini-mptrj", help="dataset name or .extxyz path")
+    parser.add_argument(
+        "--corpus",
+        default="mini-mptrj",
+        help="dataset name or .extxyz path; several joined by commas (mini-mptrj,mini-omat)",
+    )
     parser.add_argument("--out", help="model file (default: <work dir>/pretrain/course-mini.model)")
     parser.add_argument("--epochs", type=int, help="training epochs (default: course-mini's)")
     parser.add_argument("--limit", type=int, help="train on this many frames only (a rehearsal)")
@@ -33,7 +37,7 @@ def run(args) -> int:
         raise ValueError(f"--epochs must be at least 1, got {epochs}")
     out = args.out or work_dir("pretrain") / "course-mini.model"
     result = pretrain(
-        args.corpus,
+        [part.strip() for part in args.corpus.split(",") if part.strip()],
         out=out,
         max_epochs=epochs,
         seed=args.seed,
