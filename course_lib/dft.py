@@ -25,7 +25,9 @@ import json
 import logging
 import math
 import os
+import socket
 import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
@@ -319,31 +321,54 @@ def _log_failure(out_dir: Path, key: str, error: str) -> dict:
     return record
 
 
-def _claim(out_dir: Path, key: str) -> bool:
-    """Take the job ``key`` for this process (a lock file with our pid); False if another has it.
+def _lock_path(out_dir: Path, key: str) -> Path:
+    return Path(out_dir) / f".{key}.lock"
 
-    Several runners (``course make-data`` twice, or a pool) can so share one
-    dataset; a lock left by a dead process, or older than
-    ``STALE_LOCK_SECONDS`` (its pid may have been reused), is taken over.
+
+def _claim(out_dir: Path, key: str, run_id: str = "") -> bool:
+    """Take the job ``key`` for this process (a lock file "pid host run"); False if another has it.
+
+    Several runners (``course make-data`` twice, a pool, Dask workers on
+    several machines) can so share one dataset; ``_lock_is_held`` says which
+    locks are taken over.
     """
-    lock = Path(out_dir) / f".{key}.lock"
+    lock = _lock_path(out_dir, key)
     for _ in range(2):
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
-            try:
-                owner = int(lock.read_text() or 0)
-            except (OSError, ValueError):
-                return False
-            fresh = time.time() - lock.stat().st_mtime < STALE_LOCK_SECONDS
-            if owner and _alive(owner) and fresh:
+            if _lock_is_held(lock, run_id):
                 return False
             lock.unlink(missing_ok=True)
             continue
         with os.fdopen(fd, "w") as handle:
-            handle.write(str(os.getpid()))
+            handle.write(f"{os.getpid()} {socket.gethostname()} {run_id}".strip())
         return True
     return False
+
+
+def _lock_is_held(lock: Path, run_id: str) -> bool:
+    """Whether a lock still stands: fresh, and its owner may be alive.
+
+    A lock older than ``STALE_LOCK_SECONDS`` (its pid may have been reused)
+    falls, as does one of a dead process on this machine. A process on another
+    machine cannot be seen from here: its lock stands until stale. A lock of
+    the same ``run_id`` is an earlier attempt of this job in this very run,
+    which Dask retries only after the worker running it died: it falls too.
+    A lock written by an older version holds the pid alone.
+    """
+    try:
+        fields = lock.read_text().split()
+        age_s = time.time() - lock.stat().st_mtime
+        pid = int(fields[0]) if fields else 0
+    except (OSError, ValueError):
+        return True
+    if age_s >= STALE_LOCK_SECONDS or (run_id and fields[2:] == [run_id]):
+        return False
+    if not fields:
+        return age_s < 60  # created this instant, its pid not written yet
+    host = fields[1] if len(fields) > 1 else socket.gethostname()
+    return host != socket.gethostname() or _alive(pid)
 
 
 def _alive(pid: int) -> bool:
@@ -356,17 +381,23 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _run_one(compute, job: Job, settings: DFTSettings, out_dir: Path) -> tuple[str, str, str]:
+def _run_one(
+    job: Job, *, compute, settings: DFTSettings, out_dir: Path, run_id: str = ""
+) -> tuple[str, str, str]:
     """Label one job and write its result file; return (key, status, error message).
 
     ``status`` is "done", "failed", "skipped" (result already there) or
-    "busy" (another runner holds it). Runs in the worker process.
+    "busy" (another runner holds it). Runs in the worker process (pool or
+    Dask); what a killed earlier attempt half-wrote is removed first.
     """
+    from course_lib.distributed import remove_partial_writes
+
     path = result_path(out_dir, job.key)
     if path.exists():
         return job.key, "skipped", ""
-    if not _claim(out_dir, job.key):
+    if not _claim(out_dir, job.key, run_id):
         return job.key, "busy", ""
+    remove_partial_writes(path)
     try:
         frames = compute(job, settings)
         _write_result(path, frames)
@@ -374,7 +405,7 @@ def _run_one(compute, job: Job, settings: DFTSettings, out_dir: Path) -> tuple[s
     except Exception as err:  # SCF failure or any other error: reported, not raised
         return job.key, "failed", f"{type(err).__name__}: {err}"
     finally:
-        (Path(out_dir) / f".{job.key}.lock").unlink(missing_ok=True)
+        _lock_path(out_dir, job.key).unlink(missing_ok=True)
 
 
 def label_structures(
@@ -386,6 +417,7 @@ def label_structures(
     retry_failed: bool = False,
     compute: Callable[[Job, DFTSettings], list[Atoms]] = run_job,
     progress: bool = True,
+    scheduler=None,
 ) -> LabelReport:
     """Label ``jobs`` into ``out_dir/<key>.extxyz``, one file per job, resumably.
 
@@ -395,8 +427,19 @@ def label_structures(
     to ``failures.jsonl`` with the error, left out of the results and counted
     in the report. ``workers > 1`` runs a process pool (one core each);
     ``compute`` must then be a module-level function.
+
+    ``scheduler`` (``"local"``, a scheduler address or a ``distributed.Client``,
+    see ``course_lib.distributed``) runs each job as a Dask task instead, with
+    Dask's progress bar; ``out_dir`` must then be on a filesystem the workers
+    share, and a job whose worker keeps dying (e.g. out of memory) is logged
+    as failed.
     """
-    out_dir = Path(out_dir)
+    if scheduler is not None and workers > 1:
+        raise ValueError(
+            f"workers={workers} sizes the local process pool; with a Dask scheduler its "
+            "workers run the jobs: pass one of the two"
+        )
+    out_dir = Path(out_dir).absolute()  # Dask workers may start elsewhere
     out_dir.mkdir(parents=True, exist_ok=True)
     keys = [job.key for job in jobs]
     if len(set(keys)) != len(keys):
@@ -408,9 +451,16 @@ def label_structures(
         failed_before[key] for key in keys if key in failed_before and key not in done_before
     ]
     start = time.perf_counter()
-    bar = _progress_bar(total=len(jobs), initial=len(jobs) - len(todo), enabled=progress)
+    options = dict(compute=compute, settings=settings, out_dir=out_dir, run_id=uuid.uuid4().hex)
+    if scheduler is not None:
+        outcomes = _execute_on_cluster(todo, scheduler, progress=progress, **options)
+    else:
+        outcomes = _execute(todo, workers, **options)
+    bar = _progress_bar(
+        total=len(jobs), initial=len(jobs) - len(todo), enabled=progress and scheduler is None
+    )
     counts = {"done": 0, "skipped": 0, "busy": 0}
-    for key, status, error in _execute(compute, todo, settings, out_dir, workers):
+    for key, status, error in outcomes:
         if status == "failed":
             failures.append(_log_failure(out_dir, key, error))
         else:
@@ -436,18 +486,45 @@ def label_structures(
     return report
 
 
-def _execute(compute, jobs: Sequence[Job], settings: DFTSettings, out_dir: Path, workers: int):
+def _execute(jobs: Sequence[Job], workers: int, **options):
+    """``_run_one`` outcomes of ``jobs``, in this process or a pool of ``workers`` processes."""
     if workers <= 1 or len(jobs) <= 1:
         for job in jobs:
-            yield _run_one(compute, job, settings, out_dir)
+            yield _run_one(job, **options)
         return
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = [pool.submit(_run_one, compute, job, settings, out_dir) for job in jobs]
+        futures = [pool.submit(_run_one, job, **options) for job in jobs]
         for future in as_completed(futures):
             yield future.result()
+
+
+def _execute_on_cluster(jobs: Sequence[Job], scheduler, *, progress: bool, **options):
+    """``_run_one`` outcomes of ``jobs`` run as Dask tasks, as they end.
+
+    A job whose worker died on every attempt (``KilledWorker``) is reported
+    failed; any other task error is raised.
+    """
+    if not jobs:
+        return
+    from distributed import KilledWorker
+
+    from course_lib.distributed import dask_client, map_unordered, require_visible
+
+    with dask_client(scheduler) as client:
+        tasks = map_unordered(
+            client, _run_one, jobs, name="dft-label", progress=progress, **options
+        )
+        for index, future in tasks:
+            try:
+                key, status, error = future.result()
+            except KilledWorker as err:
+                key, status, error = jobs[index].key, "failed", f"KilledWorker: {err}"
+            if status == "done":
+                require_visible(result_path(options["out_dir"], key))
+            yield key, status, error
 
 
 def _progress_bar(*, total: int, initial: int, enabled: bool):
@@ -536,12 +613,14 @@ def label(
     settings: DFTSettings = DEFAULT_SETTINGS,
     workers: int = 1,
     out_dir: str | os.PathLike | None = None,
+    scheduler=None,
 ) -> list[Atoms]:
     """DFT single points of ``structures`` with ``settings``; labelled copies, in order.
 
     Logs a time estimate first. Results are cached under ``out_dir`` (default
     ``course-work/dft/labels``), so an interrupted call resumes where it
     stopped. Structures whose SCF fails are left out, with a warning.
+    ``scheduler`` runs them on Dask (see ``label_structures``).
     """
     from course_lib.paths import work_dir
 
@@ -556,7 +635,7 @@ def label(
     require_gpaw()
     jobs = [Job(key=structure_key(a), atoms=a) for a in structures]
     unique = list({job.key: job for job in jobs}.values())
-    label_structures(unique, out_dir, settings, workers=workers)
+    label_structures(unique, out_dir, settings, workers=workers, scheduler=scheduler)
     labelled = []
     for job in jobs:
         path = result_path(out_dir, job.key)

@@ -578,20 +578,36 @@ def make_dataset(
     limit: int | None = None,
     assemble_only: bool = False,
     retry_failed: bool = False,
+    scheduler=None,
 ) -> dict:
-    """Label (unless ``assemble_only``) and assemble one bundled dataset; return a summary."""
+    """Label (unless ``assemble_only``) and assemble one bundled dataset; return a summary.
+
+    ``scheduler`` (``"local"``, a Dask scheduler address or a ``distributed.Client``)
+    runs the GPAW jobs on a Dask cluster instead of ``workers`` local processes;
+    it is connected to first, so an unreachable address fails before anything runs.
+    """
+    from contextlib import nullcontext
+
     from course_lib.dft import label_structures, require_gpaw
+    from course_lib.distributed import dask_client
 
     recipe = get_recipe(name)
-    jobs = load_jobs(name)
-    summary = {"dataset": name, "jobs": len(jobs)}
-    if not assemble_only:
-        require_gpaw()
-        selected = jobs if limit is None else jobs[:limit]
-        report = label_structures(
-            selected, recipe.run_dir, DEFAULT_SETTINGS, workers=workers, retry_failed=retry_failed
-        )
-        summary.update(computed=report.n_computed, skipped=report.n_skipped)
+    use_dask = scheduler is not None and not assemble_only
+    with dask_client(scheduler) if use_dask else nullcontext() as client:
+        jobs = load_jobs(name)
+        summary = {"dataset": name, "jobs": len(jobs)}
+        if not assemble_only:
+            require_gpaw()
+            selected = jobs if limit is None else jobs[:limit]
+            report = label_structures(
+                selected,
+                recipe.run_dir,
+                DEFAULT_SETTINGS,
+                workers=workers,
+                retry_failed=retry_failed,
+                scheduler=client,
+            )
+            summary.update(computed=report.n_computed, skipped=report.n_skipped)
     path, frames = assemble_recipe(name, jobs=jobs)
     failures = read_failures(recipe.run_dir)
     summary.update(

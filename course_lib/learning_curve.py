@@ -340,6 +340,7 @@ def run_learning_curve(
     cache: bool = True,
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
+    scheduler=None,
     **settings,
 ) -> LearningCurve:
     """Train ``regime`` on ``subset(train_pool, N, seed)`` for each N and seed; test on ``test_frames``.
@@ -354,9 +355,14 @@ def run_learning_curve(
     finishes; with ``cache=True`` stored runs with the same key are read
     instead of retrained. ``zero_shot`` adds the starting model's test errors
     (few-shot and full only).
-    """
-    from tqdm.auto import tqdm
 
+    ``scheduler`` (``"local"``, a Dask scheduler address or a
+    ``distributed.Client``, see ``course_lib.distributed``) trains the runs
+    not yet stored as Dask tasks, one per (N, seed), each writing its own
+    file (``cache_dir`` must then be shared with the workers); the numbers are
+    those of a serial run with the same seeds. Closed-form few-shot curves
+    share one design pass and stay in this process.
+    """
     reserved = sorted(set(settings) & {"seed", "forces_weight", "progress", "model", "out"})
     if reserved:
         raise ValueError(
@@ -371,6 +377,7 @@ def run_learning_curve(
         raise ValueError("need at least one seed")
     plan = [(n, s) for n in curve_sizes(sizes, len(train_pool)) for s in seed_list]
     folder = Path(cache_dir) if cache_dir is not None else work_dir("learning-curves")
+    folder = folder.absolute()  # Dask workers may start elsewhere
     key_of_model = model_key(model)
     settings_key = keyed_settings(regime, settings)
     forces_weight = 0.0 if energy_only else LossWeights.forces
@@ -389,42 +396,20 @@ def run_learning_curve(
             train=train,
             test=test_frames,
         )
-        path = run_path(key, folder)
-        runs.append((n, seed, train, key, path, _read_run(path, key) if cache else None))
-    todo = [run for run in runs if run[-1] is None]
+        runs.append(
+            _PlannedRun(n_train=n, seed=seed, train=train, key=key, path=run_path(key, folder))
+        )
+    points = {run.path: _read_run(run.path, run.key) if cache else None for run in runs}
+    todo = [run for run in runs if points[run.path] is None]
     run_settings = FineTuneSettings(regime=regime, **settings, forces_weight=forces_weight)
-    if todo and run_settings.shares_design:
-        train_one = _shared_closed_form(
-            loaded.get(), [run[2] for run in todo], test_frames, run_settings
+    if todo and scheduler is not None and run_settings.shares_design:
+        logger.info("closed-form runs share one design pass: trained here, not on Dask")
+    if todo and scheduler is not None and not run_settings.shares_design:
+        points.update(
+            _train_on_cluster(todo, scheduler, loaded, test_frames, run_settings, progress)
         )
     else:
-
-        def train_one(train, seed):
-            result = run_regime(
-                loaded.get(),
-                train,
-                test_frames,
-                settings=dataclasses.replace(run_settings, seed=seed, progress=False),
-            )
-            return result.test, result.n_labels, result.fit_time_s
-
-    points = []
-    bar = tqdm(runs, desc=f"{regime} learning curve", disable=not progress)
-    for n, seed, train, key, path, point in bar:
-        if point is None:
-            test_metrics, n_labels, fit_time_s = train_one(train, seed)
-            point = CurvePoint(
-                n_train=n,
-                seed=seed,
-                energy_mae_meV_per_atom=test_metrics.energy_mae_meV_per_atom,
-                force_mae_meV_per_A=test_metrics.force_mae_meV_per_A,
-                n_labels=n_labels,
-                fit_time_s=fit_time_s,
-            )
-            _write_run(path, key, point, test_metrics.as_dict())
-        points.append(point)
-        bar.set_postfix(N=n, seed=seed, F=f"{point.force_mae_meV_per_A:.0f} meV/Å")
-    bar.close()
+        points.update(_train_here(todo, loaded, test_frames, run_settings, progress))
     reference = None
     if zero_shot and model is not None and regime != "scratch":
         reference = _cached_zero_shot(loaded, key_of_model, test_frames, folder, cache=cache)
@@ -432,10 +417,111 @@ def run_learning_curve(
         model=key_of_model,
         regime=regime,
         energy_only=energy_only,
-        points=tuple(points),
+        points=tuple(points[run.path] for run in runs),
         n_test=len(test_frames),
         zero_shot=reference,
     )
+
+
+# --------------------------------------------------------------------------- training the runs
+
+
+@dataclass(frozen=True)
+class _PlannedRun:
+    """One (N, seed) run of a curve: its training frames, cache key and result file."""
+
+    n_train: int
+    seed: int
+    train: list
+    key: dict
+    path: Path
+
+
+def _train_here(runs, loaded, test_frames, settings: FineTuneSettings, progress: bool) -> dict:
+    """Train ``runs`` one after the other in this process; their points by result path."""
+    from tqdm.auto import tqdm
+
+    if runs and settings.shares_design:
+        solve = _shared_closed_form(
+            loaded.get(), [run.train for run in runs], test_frames, settings
+        )
+
+        def train_one(run):
+            return _store_point(run, *solve(run.train, run.seed))
+
+    else:
+
+        def train_one(run):
+            model = loaded.get()
+            return _train_and_store(
+                run, trainer=run_regime, model=model, test_frames=test_frames, settings=settings
+            )
+
+    points = {}
+    bar = tqdm(runs, desc=f"{settings.regime} learning curve", disable=not progress)
+    for run in bar:
+        point = points[run.path] = train_one(run)
+        bar.set_postfix(N=run.n_train, seed=run.seed, F=f"{point.force_mae_meV_per_A:.0f} meV/Å")
+    bar.close()
+    return points
+
+
+def _train_on_cluster(runs, scheduler, loaded, test_frames, settings, progress: bool) -> dict:
+    """Train ``runs`` as Dask tasks (``_train_and_store`` on the workers); points by result path.
+
+    The model and test frames go to each worker once; a task's error is raised here.
+    """
+    from course_lib.distributed import dask_client, map_unordered, require_visible
+
+    points = {}
+    with dask_client(scheduler) as client:
+        shared = {"model": loaded.get(), "test_frames": test_frames}
+        tasks = map_unordered(
+            client,
+            _train_and_store,
+            runs,
+            name=f"{settings.regime}-learning-curve",
+            progress=progress,
+            shared=shared,
+            trainer=run_regime,
+            settings=settings,
+        )
+        for index, future in tasks:
+            point = future.result()
+            require_visible(runs[index].path)
+            points[runs[index].path] = point
+    return points
+
+
+def _train_and_store(run: _PlannedRun, *, trainer, model, test_frames, settings) -> CurvePoint:
+    """Train one run with ``trainer`` (``run_regime``), test it, store its file; its point.
+
+    Runs here or on a Dask worker; the run's seed goes into ``settings``.
+    """
+    from course_lib.distributed import remove_partial_writes
+
+    result = trainer(
+        model,
+        run.train,
+        test_frames,
+        settings=dataclasses.replace(settings, seed=run.seed, progress=False),
+    )
+    remove_partial_writes(run.path, older_than_s=60.0)
+    return _store_point(run, result.test, result.n_labels, result.fit_time_s)
+
+
+def _store_point(run: _PlannedRun, test_metrics, n_labels: int, fit_time_s: float) -> CurvePoint:
+    """The point of a finished run, written to its result file first."""
+    point = CurvePoint(
+        n_train=run.n_train,
+        seed=run.seed,
+        energy_mae_meV_per_atom=test_metrics.energy_mae_meV_per_atom,
+        force_mae_meV_per_A=test_metrics.force_mae_meV_per_A,
+        n_labels=n_labels,
+        fit_time_s=fit_time_s,
+    )
+    _write_run(run.path, run.key, point, test_metrics.as_dict())
+    return point
 
 
 # --------------------------------------------------------------------------- closed form, shared

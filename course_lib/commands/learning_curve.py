@@ -34,6 +34,16 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--metric", choices=("force", "energy"), default="force")
     parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap refits")
     parser.add_argument("--no-cache", action="store_true", help="retrain runs already stored")
+    parser.add_argument(
+        "--scheduler",
+        metavar="ADDRESS|local",
+        default=None,
+        help=(
+            "train the (N, seed) runs on a Dask cluster: 'local' (one worker process per core "
+            "here) or a Dask scheduler address tcp://HOST:8786 (the work directory must be "
+            "shared with its workers)"
+        ),
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     parser.set_defaults(func=run)
 
@@ -61,6 +71,7 @@ def run(args) -> int:
         energy_only=args.energy_only,
         cache=not args.no_cache,
         progress=not args.json,
+        scheduler=args.scheduler,
         **settings,
     )
     fit = fit_error = estimate = None

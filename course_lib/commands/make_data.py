@@ -20,8 +20,18 @@ def add_parser(subparsers) -> None:
     from course_lib.dft_recipes import RECIPES
 
     parser.add_argument("dataset", choices=sorted(RECIPES), help="which dataset to (re)make")
-    parser.add_argument(
+    parallel = parser.add_mutually_exclusive_group()
+    parallel.add_argument(
         "--workers", type=int, default=1, help="parallel GPAW processes (1 core each)"
+    )
+    parallel.add_argument(
+        "--scheduler",
+        metavar="ADDRESS|local",
+        default=None,
+        help=(
+            "label on a Dask cluster: 'local' (one worker process per core here) or a Dask "
+            "scheduler address tcp://HOST:8786 (data/dft-runs must be shared with its workers)"
+        ),
     )
     parser.add_argument("--limit", type=int, default=None, help="label only the first K structures")
     parser.add_argument(
@@ -49,6 +59,7 @@ def run(args) -> int:
         limit=args.limit,
         assemble_only=args.assemble_only,
         retry_failed=args.retry_failed,
+        scheduler=args.scheduler,
     )
     if args.json:
         print_json(summary, args)
