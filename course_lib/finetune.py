@@ -51,6 +51,7 @@ from ase import Atoms
 from course_lib import data as ds
 from course_lib import mace_models
 from course_lib.closed_form import ReadoutPosterior, fit_readouts_closed_form
+from course_lib.mace_models import calculator_for, load_model, save_model
 from course_lib.models import resolve_device
 from course_lib.training import LossWeights, TrainingHistory, train
 from course_lib.zero_shot import ErrorMetrics, Predictions, ZeroShotResult, error_metrics, predict
@@ -475,42 +476,6 @@ class FineTuner:
         if not hasattr(self, "model_"):
             raise RuntimeError("this FineTuner is not fitted yet; call fit(train_frames) first")
         return self.model_
-
-
-# --------------------------------------------------------------------------- files
-
-
-def load_model(model: torch.nn.Module | str | os.PathLike, *, dtype: str = "float64"):
-    """A MACE module from a module (returned as is), registered name or file, checksum first."""
-    if isinstance(model, torch.nn.Module):
-        return model
-    from course_lib.models import load_mace_model
-
-    return load_mace_model(model, device="cpu", dtype=dtype)
-
-
-def save_model(model: torch.nn.Module, path: str | os.PathLike) -> Path:
-    """``torch.save`` the whole module (as mace-torch does), atomically, on the CPU.
-
-    The file appears only once completely written, so an interrupted run
-    leaves any previous file at ``path`` intact. Its sha256 is recorded for
-    ``course_lib.models``, which checks it before every later load.
-    """
-    from course_lib import models
-
-    path = Path(path)
-    with ds.atomic_output(path) as tmp:
-        torch.save(copy.deepcopy(model).cpu(), tmp)
-    models.record_sha256(path)
-    return path
-
-
-def calculator_for(model: torch.nn.Module, *, device: str = "cpu"):
-    """mace-torch's ``MACECalculator`` on a copy of ``model`` (it freezes what it is given)."""
-    from mace.calculators import MACECalculator
-
-    dtype = "float64" if next(model.parameters()).dtype == torch.float64 else "float32"
-    return MACECalculator(models=[copy.deepcopy(model)], device=device, default_dtype=dtype)
 
 
 # --------------------------------------------------------------------------- one regime, measured

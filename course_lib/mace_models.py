@@ -17,14 +17,20 @@ Everything here is small and explicit so that the training regimes of
 * ``fit_e0s``: per-element reference energies by least squares on
   composition (MACE's guidance: estimated, never averaged);
 
+* ``load_model``, ``save_model``, ``calculator_for``: model files (checksummed,
+  written atomically) and mace-torch's ASE calculator on a module.
+
 Frames become batched graphs through ``course_lib.graphs``.
 """
 
 from __future__ import annotations
 
+import copy
+import os
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import mace  # noqa: F401  (import mace before e3nn: e3nn alone fails on torch 2.13)
 import numpy as np
@@ -38,6 +44,7 @@ from mace.data.neighborhood import get_neighborhood
 from mace.tools.scripts_utils import extract_config_mace_model
 from mace.tools.torch_tools import default_dtype
 
+from course_lib import data as ds
 from course_lib.composition import (
     fit_reference_offsets,
     warn_if_compositions_collinear,
@@ -231,3 +238,39 @@ def build_mace(
         torch.manual_seed(seed)
         model = modules.ScaleShiftMACE(**kwargs)
     return model.to(DTYPES[dtype])
+
+
+# --------------------------------------------------------------------------- model files
+
+
+def load_model(model: torch.nn.Module | str | os.PathLike, *, dtype: str = "float64"):
+    """A MACE module from a module (returned as is), registered name or file, checksum first."""
+    if isinstance(model, torch.nn.Module):
+        return model
+    from course_lib.models import load_mace_model
+
+    return load_mace_model(model, device="cpu", dtype=dtype)
+
+
+def save_model(model: torch.nn.Module, path: str | os.PathLike) -> Path:
+    """``torch.save`` the whole module (as mace-torch does), atomically, on the CPU.
+
+    The file appears only once completely written, so an interrupted run
+    leaves any previous file at ``path`` intact. Its sha256 is recorded for
+    ``course_lib.models``, which checks it before every later load.
+    """
+    from course_lib import models
+
+    path = Path(path)
+    with ds.atomic_output(path) as tmp:
+        torch.save(copy.deepcopy(model).cpu(), tmp)
+    models.record_sha256(path)
+    return path
+
+
+def calculator_for(model: torch.nn.Module, *, device: str = "cpu"):
+    """mace-torch's ``MACECalculator`` on a copy of ``model`` (it freezes what it is given)."""
+    from mace.calculators import MACECalculator
+
+    dtype = "float64" if next(model.parameters()).dtype == torch.float64 else "float32"
+    return MACECalculator(models=[copy.deepcopy(model)], device=device, default_dtype=dtype)
