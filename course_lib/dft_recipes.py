@@ -34,6 +34,7 @@ from course_lib.data import atomic_write_text
 from course_lib.dft import DEFAULT_SETTINGS, SECONDS_KEY, Job, assemble_dataset, read_failures
 from course_lib.paths import DATA_DIR, DATASETS_DIR
 from course_lib.structures import (
+    compressed_pair,
     corpus_prototypes,
     li2o2,
     li2o_cubic,
@@ -351,20 +352,25 @@ def mini_omat_jobs(
     return jobs
 
 
-def li_o_phase_structures() -> dict[str, Atoms]:
-    """The Li-O phases: stable ones, elemental references and a few above the hull."""
+def o2_molecule() -> Atoms:
+    """Triplet O2 in an 8.0x8.5x9.0 Å box: the oxygen reference of every hull."""
     o2 = Atoms(
         "O2", positions=[(4.0, 4.25, 4.5), (4.0, 4.25, 5.73)], cell=[8.0, 8.5, 9.0], pbc=True
     )
     o2.set_initial_magnetic_moments([1.0, 1.0])  # triplet: the only spin-polarised calculation
     o2.info["molecule"] = True
+    return o2
+
+
+def li_o_phase_structures() -> dict[str, Atoms]:
+    """The Li-O phases: stable ones, elemental references and a few above the hull."""
     anti_rutile = rutile("O", "Li", 4.00, 3.00, 0.30)
     lio_rocksalt = bulk("LiO", "rocksalt", a=4.20)
     return {
         "Li-bcc": bulk("Li", "bcc", a=3.44),
         "Li-fcc": bulk("Li", "fcc", a=4.33),
         "Li-sc": bulk("Li", "sc", a=2.75),
-        "O2-molecule": o2,
+        "O2-molecule": o2_molecule(),
         "Li2O-antifluorite": bulk("OLi2", "fluorite", a=4.65),
         "Li2O-antirutile": anti_rutile,
         "Li2O2-P63mmc": li2o2(),
@@ -372,11 +378,54 @@ def li_o_phase_structures() -> dict[str, Atoms]:
     }
 
 
+def mg_o_phase_structures() -> dict[str, Atoms]:
+    """The Mg-O phases: hcp Mg and O2 (references), rocksalt MgO, and MgO polymorphs above it."""
+    return {
+        "Mg-hcp": bulk("Mg", "hcp", a=3.19, c=5.18),
+        "Mg-bcc": bulk("Mg", "bcc", a=3.58),
+        "O2-molecule": o2_molecule(),
+        "MgO-rocksalt": bulk("MgO", "rocksalt", a=4.25),
+        "MgO-cesiumchloride": bulk("MgO", "cesiumchloride", a=2.60),
+        "MgO-zincblende": bulk("MgO", "zincblende", a=4.60),
+        "MgO-wurtzite": bulk("MgO", "wurtzite", a=3.30, c=5.10),
+    }
+
+
+#: Compressed pairs in Li2O (distances in Å, equilibrium Li-Li 2.33, Li-O 2.01, O-O 3.29 at
+#: a = 4.65 Å): DFT points on each pair's repulsive wall, below what hot MD reaches.
+LI2O_PAIR_DISTANCES_A = {
+    ("Li", "Li"): (1.3, 1.5, 1.7, 1.9, 2.1),
+    ("Li", "O"): (1.1, 1.3, 1.5, 1.7, 1.9),
+    ("O", "O"): (1.8, 2.1, 2.4, 2.7, 3.0),
+}
+
+
+def li2o_pairs_jobs(seed: int) -> list[Job]:
+    """Single points of the 12-atom Li2O cell with one pair pushed together (no randomness)."""
+    jobs = []
+    for pair, distances in LI2O_PAIR_DISTANCES_A.items():
+        for distance in distances:
+            atoms = compressed_pair(li2o_cubic(4.65), pair, distance)
+            atoms.info.update(pair="-".join(pair), pair_distance_A=distance, config_type="pair")
+            jobs.append(Job(key=f"{pair[0]}-{pair[1]}-{distance:.2f}", atoms=atoms))
+    return jobs
+
+
 def li_o_phases_jobs(seed: int) -> list[Job]:
-    """Tight relaxations (fmax 0.02 eV/Å, cell too except for O2) of every phase."""
+    """Tight relaxations (fmax 0.02 eV/Å, cell too except for O2) of every Li-O phase."""
+    return phase_jobs(li_o_phase_structures(), seed)
+
+
+def mg_o_phases_jobs(seed: int) -> list[Job]:
+    """Tight relaxations (fmax 0.02 eV/Å, cell too except for O2) of every Mg-O phase."""
+    return phase_jobs(mg_o_phase_structures(), seed)
+
+
+def phase_jobs(structures: dict[str, Atoms], seed: int) -> list[Job]:
+    """One tight relaxation per phase, from a 0.01 Å rattle (molecules as they are)."""
     rng = np.random.default_rng(seed)
     jobs = []
-    for name, atoms in li_o_phase_structures().items():
+    for name, atoms in structures.items():
         molecule = bool(atoms.info.get("molecule"))
         start = atoms if molecule else rattled(atoms, rng, sigma=0.01)
         start.info.update(phase=name, config_type="phase")
@@ -464,6 +513,34 @@ RECIPES: dict[str, Recipe] = {
                 "in an 8.0x8.5x9.0 Å box. All other phases, including rocksalt LiO, are computed "
                 "without spin polarisation. The k-point grid of each relaxation is fixed from "
                 "its starting cell."
+            ),
+        ),
+        Recipe(
+            name="li2o-pairs",
+            description=(
+                "Repulsive walls in Li2O: the 12-atom antifluorite cell (a = 4.65 Å) with its "
+                "closest Li-Li, Li-O or O-O pair pushed together along its axis to 1.1-3.0 Å "
+                "(five distances per pair, the rest of the crystal unchanged), each a DFT single "
+                "point: reference points for the pair curves of fine-tuned models."
+            ),
+            seed=0,
+            build=li2o_pairs_jobs,
+        ),
+        Recipe(
+            name="mgo-phases",
+            description=(
+                "Competing phases of the Mg-O system for the convex-hull check of the MgO "
+                "target: DFT relaxations (positions and cell; O2 positions only) of hcp Mg, "
+                "triplet O2 in a box (the same job as in li-o-phases, its result reused), "
+                "rocksalt MgO, and "
+                "polymorphs above the hull (bcc Mg; CsCl, zincblende and wurtzite MgO). Every "
+                "ionic step is kept; info relaxed_end_point marks the converged end point."
+            ),
+            seed=9,
+            build=mg_o_phases_jobs,
+            notes=(
+                "O2 is the only spin-polarised calculation (triplet, Γ point only). The k-point "
+                "grid of each relaxation is fixed from its starting cell."
             ),
         ),
     )
