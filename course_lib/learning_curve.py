@@ -266,6 +266,28 @@ def keyed_settings(regime: str, settings: Mapping) -> dict:
     return {k: v for k, v in params.items() if k not in _UNKEYED_SETTINGS}
 
 
+def shipped_key(
+    model,
+    dataset,
+    *,
+    regime: str,
+    energy_only: bool,
+    solver: str = "gradient",
+    trainable: str | None = None,
+) -> dict:
+    """The key of a shipped curve: model, dataset, regime, variant, energy-only or E+F."""
+    variant = solver if regime == "few-shot" else "all-weights"
+    if regime == "few-shot" and solver == "gradient":
+        variant = f"gradient-{trainable or 'readouts'}"
+    return {
+        "model": model_key(model) if model is not None else "none",
+        "dataset": Path(str(dataset)).stem,
+        "regime": regime,
+        "variant": variant,
+        "labels": "E" if energy_only else "EF",
+    }
+
+
 def run_path(key: dict, folder: Path) -> Path:
     """``folder/<regime>-n<N>-s<seed>-<E|EF>-<digest>.json`` for a run key."""
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]

@@ -472,3 +472,32 @@ def test_command_prints_points_fit_and_target_as_json(tmp_path, monkeypatch, cap
     capsys.readouterr()
     assert main([*argv[:4], "few-shot", "--json"]) == 2
     assert "pass --model" in capsys.readouterr().err
+
+
+def test_a_shipped_curve_comes_back_without_training_in_the_live_json(
+    tmp_path, monkeypatch, capsys
+):
+    from course_lib import shipped
+    from course_lib.cli import main
+
+    monkeypatch.setattr(shipped, "SHIPPED_DIR", tmp_path / "shipped")
+    frames = emt_frames(14, seed=5)
+    for i, atoms in enumerate(frames):
+        atoms.info["split"] = "test" if i < 3 else "train"
+    path = ds.write_dataset(tmp_path / "emt.extxyz", frames, {"method": "EMT (test oracle)"})
+    stub = StubTrainer()
+    monkeypatch.setattr(lc, "run_regime", stub)
+    argv = ["learning-curve", "--dataset", str(path), "--regime", "scratch", "--sizes", "2,3,5,8"]
+    argv += ["--seeds", "2", "--json"]
+    assert main(["learning-curve", *argv[1:], "--shipped"]) == 2  # nothing shipped yet
+    assert "no shipped learning-curve" in capsys.readouterr().err
+    assert main([*argv, "--ship"]) == 0
+    live = json.loads(capsys.readouterr().out)
+    calls = len(stub.calls)
+    assert main([*argv, "--shipped"]) == 0
+    back = json.loads(capsys.readouterr().out)
+    assert len(stub.calls) == calls  # nothing trained
+    assert back["curve"]["points"] == live["curve"]["points"]
+    assert back["fit"]["alpha"] == pytest.approx(live["fit"]["alpha"])
+    assert back["shipped"]["command"].startswith("course ")
+    assert back["shipped"]["datasets"] == {str(path): ds.sha256_of(path)}

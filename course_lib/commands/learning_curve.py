@@ -44,36 +44,77 @@ def add_parser(subparsers) -> None:
             "shared with its workers)"
         ),
     )
+    shipped = parser.add_mutually_exclusive_group()
+    shipped.add_argument(
+        "--shipped",
+        action="store_true",
+        help="show the converged full-mode curve shipped with the course (no training)",
+    )
+    shipped.add_argument(
+        "--ship",
+        action="store_true",
+        help="run, then store the curve as the course's shipped reference (with provenance)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
+    import shlex
+    import sys
+    import time
+
     from course_lib import data as ds
     from course_lib import learning_curve as lc
     from course_lib.cli import print_json
     from course_lib.scaling_law import LearningCurveInputError
+    from course_lib.shipped import provenance as ship_provenance
+    from course_lib.shipped import ship, shipped
 
     if args.model is None and args.regime != "scratch":
         raise ValueError(f"--regime {args.regime} starts from a pre-trained model; pass --model")
     settings = {"max_epochs": args.epochs, "solver": args.solver}
     if args.regime == "few-shot":
         settings["trainable"] = args.trainable
-    frames = ds.read_dataset(args.dataset, require_pbc=False)
-    pool, test = ds.train_test_split(frames, seed=0)
-    curve = lc.run_learning_curve(
+    key = lc.shipped_key(
         args.model,
-        pool,
-        test,
+        args.dataset,
         regime=args.regime,
-        sizes=args.sizes or lc.DEFAULT_SIZES,
-        seeds=args.seeds,
         energy_only=args.energy_only,
-        cache=not args.no_cache,
-        progress=not args.json,
-        scheduler=args.scheduler,
-        **settings,
+        solver=args.solver,
+        trainable=settings.get("trainable"),
     )
+    provenance = None
+    if args.shipped:
+        record = shipped("learning-curve", key)
+        curve = lc.LearningCurve.from_dict(record.payload["curve"])
+        provenance = record.provenance
+    else:
+        frames = ds.read_dataset(args.dataset, require_pbc=False)
+        pool, test = ds.train_test_split(frames, seed=0)
+        began = time.process_time()
+        curve = lc.run_learning_curve(
+            args.model,
+            pool,
+            test,
+            regime=args.regime,
+            sizes=args.sizes or lc.DEFAULT_SIZES,
+            seeds=args.seeds,
+            energy_only=args.energy_only,
+            cache=not args.no_cache,
+            progress=not args.json,
+            scheduler=args.scheduler,
+            **settings,
+        )
+        if args.ship:
+            provenance = ship_provenance(
+                command="course " + shlex.join(sys.argv[1:]),
+                model=args.model,
+                datasets=[args.dataset],
+                cpu_s=time.process_time() - began,
+            ) | {"training_time_s": round(curve.wall_time_s, 1), "settings": settings}
+            path = ship("learning-curve", key, {"curve": curve.as_dict()}, provenance)
+            print(f"shipped as {path}", file=sys.stderr)
     fit = fit_error = estimate = None
     try:
         fit = curve.fit(args.metric, n_bootstrap=args.bootstrap)
@@ -89,10 +130,13 @@ def run(args) -> int:
                 "fit": fit.as_dict() if fit else None,
                 "fit_error": fit_error,
                 "target": estimate.as_dict() if estimate else None,
+                "shipped": provenance,
             },
             args,
         )
         return 0
+    if provenance is not None:
+        print(f"shipped reference result, made by: {provenance['command']}")
     print(curve.table())
     print(fit.table() if fit else f"no fit: {fit_error}")
     if estimate is not None:

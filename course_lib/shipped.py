@@ -1,0 +1,124 @@
+"""Reference results shipped with the course: converged full-mode runs, with their provenance.
+
+Fast mode cuts training to fit a classroom hour; the lesson must not depend on
+that budget. So the converged full-mode results (learning curves, strategy
+comparisons) are computed once, in the background, and shipped as small JSON
+records under ``data/reference-results/``, each with how it was made: the
+command as typed, the git commit, the sha256 of the model and of the data, the
+CPU time and the date. Notebooks in fast mode show their live points on top of
+these, labelled as such.
+
+``ship`` writes a record, ``shipped`` reads one back (by kind and key),
+``list_shipped`` lists what is there. Records are strict JSON (no NaN).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from course_lib import data as ds
+from course_lib.paths import DATA_DIR, REPO_ROOT
+
+SHIPPED_DIR = DATA_DIR / "reference-results"
+
+
+class NotShippedError(FileNotFoundError):
+    """No shipped result matches; the message lists what is shipped."""
+
+
+@dataclass(frozen=True)
+class Shipped:
+    """A shipped result: its payload (as the live command's JSON) and how it was made."""
+
+    kind: str
+    key: dict
+    payload: dict
+    provenance: dict
+    path: Path
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, "key": self.key, **self.payload, "provenance": self.provenance}
+
+
+def record_name(kind: str, key: dict) -> str:
+    """``<kind>--<value>-<value>...json`` from the key's values, in key order (file-name safe)."""
+    parts = [str(value).replace("/", "_").replace(" ", "_") for value in key.values()]
+    return f"{kind}--{'-'.join(parts)}.json"
+
+
+def provenance(
+    *, command: str, model: str | os.PathLike | None, datasets: list[str], cpu_s: float
+) -> dict:
+    """How a result was made: command, commit, model and data sha256, CPU seconds, date."""
+    from course_lib.models import model_file
+
+    record = {
+        "command": command,
+        "commit": _git_commit(),
+        "cpu_s": round(float(cpu_s), 1),
+        "date": datetime.date.today().isoformat(),
+        "datasets": {str(d): ds.sha256_of(ds.dataset_path(d)) for d in datasets},
+    }
+    if model is not None:
+        record["model"] = str(model)
+        try:
+            record["model_sha256"] = ds.sha256_of(model_file(model))
+        except ValueError:  # not a MACE file (e.g. CHGNet): its version names it
+            record["model_sha256"] = None
+    return record
+
+
+def ship(kind: str, key: dict, payload: dict, prov: dict, *, folder: Path | None = None) -> Path:
+    """Write one shipped record atomically; an existing record with the same key is replaced."""
+    from course_lib.cli import strict_json
+
+    folder = folder or SHIPPED_DIR
+    record = {"kind": kind, "key": key, "payload": payload, "provenance": prov}
+    path = folder / record_name(kind, key)
+    text = json.dumps(strict_json(record), indent=1, allow_nan=False) + "\n"
+    ds.atomic_write_text(path, text)
+    return path
+
+
+def shipped(kind: str, key: dict, *, folder: Path | None = None) -> Shipped:
+    """The shipped record of ``kind`` with exactly ``key``; ``NotShippedError`` if none."""
+    folder = folder or SHIPPED_DIR
+    path = folder / record_name(kind, key)
+    if not path.is_file():
+        available = [p.name for p in list_shipped(kind, folder=folder)]
+        raise NotShippedError(
+            f"no shipped {kind} for {key}; shipped: {', '.join(available) or 'none'}. "
+            "Run it live (without --shipped), or make it with --ship."
+        )
+    record = json.loads(path.read_text())
+    if record.get("key") != key:
+        raise NotShippedError(f"{path.name} holds {record.get('key')}, not {key}")
+    return Shipped(
+        kind=kind,
+        key=record["key"],
+        payload=record["payload"],
+        provenance=record["provenance"],
+        path=path,
+    )
+
+
+def list_shipped(kind: str | None = None, *, folder: Path | None = None) -> list[Path]:
+    """Shipped record files (of ``kind``), sorted."""
+    folder = folder or SHIPPED_DIR
+    pattern = f"{kind}--*.json" if kind else "*.json"
+    return sorted(folder.glob(pattern)) if folder.is_dir() else []
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
