@@ -25,7 +25,10 @@ EXPECTED = {
     "mgo-rattled": (150, ("split", "config_type")),
     "mini-mptrj": (1000, ("config_type", "source_id", "relax_step", "split")),
     "li-o-phases": (8, ("phase", "relax_step", "relaxed_end_point")),
+    "mgo-phases": (7, ("phase", "relax_step", "relaxed_end_point")),
+    "li2o-pairs": (15, ("pair", "pair_distance_A", "config_type")),
 }
+WITHOUT_SPLIT = ("li-o-phases", "mgo-phases", "li2o-pairs")  # reference structures, not samples
 # GPAW's plane-wave forces are translation invariant up to the XC grid: |sum F| per frame
 # stays far below this (eV/Å), while a mislabelled or permuted frame breaks it.
 NET_FORCE_TOLERANCE = 0.05
@@ -82,7 +85,7 @@ def test_labels_are_finite_and_forces_sum_to_zero(bundled):
 
 def test_splits_are_fixed_and_non_empty(bundled):
     name, _, frames, provenance = bundled
-    if name == "li-o-phases":
+    if name in WITHOUT_SPLIT:
         return
     splits = [frame.info["split"] for frame in frames]
     assert set(splits) <= {"train", "test"}
@@ -105,7 +108,7 @@ def test_li2o_md_test_split_is_stratified_by_temperature(bundled):
 
 def test_relaxations_end_lower_than_they_start(bundled):
     name, _, frames, _ = bundled
-    if name not in ("mini-mptrj", "li-o-phases"):
+    if name not in ("mini-mptrj", "li-o-phases", "mgo-phases"):
         pytest.skip("relaxation datasets only")
     trajectories = defaultdict(list)
     for frame in frames:
@@ -119,3 +122,17 @@ def test_relaxations_end_lower_than_they_start(bundled):
             assert last <= first + 1e-3, f"{source}: {first} -> {last} eV"
         # A relaxation is held out as a whole, never split across train and test.
         assert len({frame.info.get("split") for frame in trajectory}) == 1, source
+
+
+def test_dft_walls_rise_as_each_pair_is_pushed_together(bundled):
+    """The li2o-pairs reference: every compressed pair's DFT energy falls with distance."""
+    name, _, frames, _ = bundled
+    if name != "li2o-pairs":
+        pytest.skip("li2o-pairs only")
+    for pair in ("Li-Li", "Li-O", "O-O"):
+        curve = sorted(
+            (f.info["pair_distance_A"], f.info[ENERGY_KEY])
+            for f in frames
+            if f.info["pair"] == pair
+        )
+        assert len(curve) == 5 and all(e1 > e2 for (_, e1), (_, e2) in zip(curve, curve[1:])), pair
