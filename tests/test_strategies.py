@@ -143,12 +143,18 @@ def test_cli_refuses_a_corpus_without_held_out_frames(capsys, tmp_path, tiny_mac
     assert "has no held-out frames" in capsys.readouterr().err
 
 
-def test_cli_json_lists_the_strategies(capsys, target_and_corpus, tiny_mace_file):
+def test_cli_json_lists_the_strategies(capsys, target_and_corpus, tiny_mace_file, monkeypatch):
+    from course_lib import shipped
+
+    monkeypatch.setattr(shipped, "SHIPPED_DIR", target_and_corpus[0].parent / "shipped")
     target, corpus = target_and_corpus
     argv = ["strategies", "--model", str(tiny_mace_file), "--dataset", str(target)]
     argv += ["--corpus", str(corpus), "--n", "4", "--strategies", "closed-form,naive"]
     argv += ["--epochs", "1", "--md-steps", "2", "--md-temperature", "300", "--json"]
-    assert cli.main(argv) == 0
+    assert cli.main([*argv, "--ship"]) == 0
     record = json.loads(capsys.readouterr().out)
     assert [s["name"] for s in record["strategies"]] == ["closed-form", "naive"]
     assert record["strategies"][0]["wall"] is None  # no compressed-pair frames for this target
+    assert cli.main([*argv, "--shipped"]) == 0  # the stored result, no training
+    back = json.loads(capsys.readouterr().out)
+    assert back["strategies"] == record["strategies"] and back["shipped"]["cpu_s"] > 0

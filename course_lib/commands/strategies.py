@@ -41,16 +41,39 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--md-steps", type=int, default=200, help="MD steps of the stability check")
     parser.add_argument("--md-temperature", type=float, default=1200.0, help="K")
     parser.add_argument("--seed", type=int, default=0)
+    shipped = parser.add_mutually_exclusive_group()
+    shipped.add_argument(
+        "--shipped", action="store_true", help="show the shipped full-mode comparison (no training)"
+    )
+    shipped.add_argument(
+        "--ship", action="store_true", help="run, then store the result as the shipped reference"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from course_lib.cli import print_result
+    import shlex
+    import sys
+    import time
+    from pathlib import Path
+
+    from course_lib.cli import print_json, print_result
+    from course_lib.shipped import provenance, ship, shipped
     from course_lib.strategies import run_strategies
 
     if args.n < 1 or args.epochs < 1 or args.md_steps < 1:
         raise ValueError("--n, --epochs and --md-steps must be at least 1")
+    key = {"model": str(args.model), "dataset": Path(str(args.dataset)).stem, "n": args.n}
+    if args.shipped:
+        record = shipped("strategies", key)
+        if args.json:
+            print_json(record.payload | {"shipped": record.provenance}, args)
+        else:
+            print(record.payload["table"])
+            print(f"shipped reference result, made by: {record.provenance['command']}")
+        return 0
+    began = time.process_time()
     result = run_strategies(
         args.model,
         args.dataset,
@@ -65,6 +88,15 @@ def run(args) -> int:
         max_epochs=args.epochs,
         patience=args.epochs,
     )
+    if args.ship:
+        prov = provenance(
+            command="course " + shlex.join(sys.argv[1:]),
+            model=args.model,
+            datasets=[args.dataset],
+            cpu_s=time.process_time() - began,
+        )
+        payload = result.as_dict() | {"table": result.table()}
+        print(f"shipped as {ship('strategies', key, payload, prov)}", file=sys.stderr)
     print_result(result, args)
     return 0
 
