@@ -73,6 +73,19 @@ def provenance(
     return record
 
 
+def command_provenance(args, *, cpu_s: float) -> dict:
+    """``provenance`` of the ``course`` command running now (its argv as typed, ``args.model``, ``args.dataset``)."""
+    import shlex
+    import sys
+
+    return provenance(
+        command="course " + shlex.join(sys.argv[1:]),
+        model=args.model,
+        datasets=[args.dataset],
+        cpu_s=cpu_s,
+    )
+
+
 def ship(kind: str, key: dict, payload: dict, prov: dict, *, folder: Path | None = None) -> Path:
     """Write one shipped record atomically; an existing record with the same key is replaced."""
     from course_lib.cli import strict_json

@@ -60,7 +60,6 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    import shlex
     import sys
     import time
 
@@ -68,8 +67,7 @@ def run(args) -> int:
     from course_lib import learning_curve as lc
     from course_lib.cli import print_json
     from course_lib.scaling_law import LearningCurveInputError
-    from course_lib.shipped import provenance as ship_provenance
-    from course_lib.shipped import ship, shipped
+    from course_lib.shipped import command_provenance, ship, shipped
 
     if args.model is None and args.regime != "scratch":
         raise ValueError(f"--regime {args.regime} starts from a pre-trained model; pass --model")
@@ -107,12 +105,10 @@ def run(args) -> int:
             **settings,
         )
         if args.ship:
-            provenance = ship_provenance(
-                command="course " + shlex.join(sys.argv[1:]),
-                model=args.model,
-                datasets=[args.dataset],
-                cpu_s=time.process_time() - began,
-            ) | {"training_time_s": round(curve.wall_time_s, 1), "settings": settings}
+            provenance = command_provenance(args, cpu_s=time.process_time() - began) | {
+                "training_time_s": round(curve.wall_time_s, 1),
+                "settings": settings,
+            }
             path = ship("learning-curve", key, {"curve": curve.as_dict()}, provenance)
             print(f"shipped as {path}", file=sys.stderr)
     fit = fit_error = estimate = None

@@ -53,13 +53,12 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    import shlex
     import sys
     import time
     from pathlib import Path
 
     from course_lib.cli import print_json, print_result
-    from course_lib.shipped import provenance, ship, shipped
+    from course_lib.shipped import command_provenance, ship, shipped
     from course_lib.strategies import run_strategies
 
     if args.n < 1 or args.epochs < 1 or args.md_steps < 1:
@@ -89,12 +88,7 @@ def run(args) -> int:
         patience=args.epochs,
     )
     if args.ship:
-        prov = provenance(
-            command="course " + shlex.join(sys.argv[1:]),
-            model=args.model,
-            datasets=[args.dataset],
-            cpu_s=time.process_time() - began,
-        )
+        prov = command_provenance(args, cpu_s=time.process_time() - began)
         payload = result.as_dict() | {"table": result.table()}
         print(f"shipped as {ship('strategies', key, payload, prov)}", file=sys.stderr)
     print_result(result, args)
