@@ -94,10 +94,18 @@ def graph_loader(
     model: torch.nn.Module,
     *,
     batch_size: int = 16,
+    max_edges: int | None = None,
     shuffle: bool = False,
     seed: int = 0,
 ) -> torch_geometric.dataloader.DataLoader:
-    """A mace-torch DataLoader over ``frames`` for ``model`` (its elements, cutoff and dtype)."""
+    """A mace-torch DataLoader over ``frames`` for ``model`` (its elements, cutoff and dtype).
+
+    With ``max_edges`` a batch holds at most ``batch_size`` frames *and* at most
+    ``max_edges`` edges (neighbour pairs within ``r_max``), frames kept in order;
+    a frame with more edges than that is a batch on its own. Not with ``shuffle``.
+    """
+    if max_edges is not None and shuffle:
+        raise ValueError("max_edges packs frames in order; use it without shuffle")
     graphs = to_graphs(
         frames,
         atomic_numbers=model.atomic_numbers.tolist(),
@@ -105,7 +113,34 @@ def graph_loader(
         dtype=model_dtype(model),
         heads=model_heads(model),
     )
+    if max_edges is not None:
+        edges = [int(graph.edge_index.shape[1]) for graph in graphs]
+        batches = edge_budget_batches(edges, batch_size=batch_size, max_edges=max_edges)
+        return torch_geometric.dataloader.DataLoader(graphs, batch_sampler=batches)
     generator = torch.Generator().manual_seed(seed) if shuffle else None
     return torch_geometric.dataloader.DataLoader(
         graphs, batch_size=batch_size, shuffle=shuffle, drop_last=False, generator=generator
     )
+
+
+def edge_budget_batches(
+    edges: Sequence[int], *, batch_size: int, max_edges: int
+) -> list[list[int]]:
+    """Consecutive frame indices grouped so a group has <= ``batch_size`` frames and <= ``max_edges`` edges.
+
+    ``edges[i]`` is frame i's edge count; a frame over ``max_edges`` forms a group alone.
+    """
+    if batch_size < 1 or max_edges < 1:
+        raise ValueError(f"batch_size and max_edges must be >= 1, got {batch_size}, {max_edges}")
+    batches: list[list[int]] = []
+    current: list[int] = []
+    total = 0
+    for index, n in enumerate(edges):
+        if current and (len(current) == batch_size or total + n > max_edges):
+            batches.append(current)
+            current, total = [], 0
+        current.append(index)
+        total += n
+    if current:
+        batches.append(current)
+    return batches

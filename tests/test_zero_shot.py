@@ -67,6 +67,57 @@ def test_mace_batched_equals_mace_calculator_per_structure(frames, tiny_mace, ti
     assert np.abs(batched.stresses - looped.stresses).max() < 1e-8
 
 
+def test_every_batching_gives_the_calculator_loop_numbers(frames, tiny_mace, tiny_mace_file):
+    """One frame per batch, edge-budgeted batches, one batch of all: the same numbers as ASE."""
+    from mace.calculators import MACECalculator
+
+    from course_lib.graphs import to_graphs
+
+    calc = MACECalculator(model_paths=str(tiny_mace_file), device="cpu", default_dtype="float64")
+    looped = zs.predict(calc, frames)
+    graphs = to_graphs(frames, atomic_numbers=tiny_mace.atomic_numbers.tolist(), r_max=4.0)
+    edges = [int(g.edge_index.shape[1]) for g in graphs]
+    settings = [
+        {},  # the default: the CPU edge budget
+        {"max_edges": 1},  # one frame per batch
+        {"max_edges": max(edges) + 2 * min(edges)},  # batches of 3, 2 and 1 frames here
+        {"batch_size": len(frames), "max_edges": None},  # one batch of all
+    ]
+    for kwargs in settings:
+        batched = zs.predict(tiny_mace, frames, **kwargs)
+        assert np.abs(batched.energies - looped.energies).max() < 1e-6, kwargs
+        for a, b in zip(batched.forces, looped.forces, strict=True):
+            assert a.shape == b.shape and np.abs(a - b).max() < 1e-6, kwargs
+        assert np.abs(batched.stresses - looped.stresses).max() < 1e-8, kwargs
+
+
+def test_prediction_leaves_the_parameters_trainable(frames, tiny_mace):
+    params = list(tiny_mace.parameters())
+    params[0].requires_grad_(False)  # a frozen layer stays frozen
+    try:
+        zs.predict(tiny_mace, frames[:2])
+        assert not params[0].requires_grad
+        assert all(p.requires_grad for p in params[1:])
+    finally:
+        params[0].requires_grad_(True)
+
+
+def test_cpu_edge_budget_fits_the_widest_edge_tensor_in_the_byte_budget(tiny_mace):
+    # 8 channels x (l_max 2 + 1)^2 = 72 numbers per edge, float64
+    assert zs.cpu_edge_budget(tiny_mace) == zs.CPU_BATCH_BYTES // (72 * 8)
+
+
+def test_edge_budget_batches_keep_order_and_both_limits():
+    from course_lib.graphs import edge_budget_batches
+
+    edges = [100, 100, 250, 40, 40, 40, 40, 500, 10]
+    batches = edge_budget_batches(edges, batch_size=3, max_edges=200)
+    assert batches == [[0, 1], [2], [3, 4, 5], [6], [7], [8]]
+    assert edge_budget_batches(edges, batch_size=100, max_edges=10**6) == [list(range(9))]
+    with pytest.raises(ValueError, match="max_edges"):
+        edge_budget_batches(edges, batch_size=3, max_edges=0)
+
+
 def test_model_file_path_is_evaluated_through_the_registry(frames, tiny_mace_file):
     result = zs.evaluate(str(tiny_mace_file), frames, dataset="emt")
     assert result.raw.n_frames == len(frames)
