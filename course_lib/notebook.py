@@ -1,10 +1,19 @@
-"""Small conveniences shared by the notebooks: the settings banner and structure views."""
+"""Small conveniences shared by the notebooks: the settings banner, budgets, structure views."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from course_lib.config import CourseConfig, load_config
+
+#: A MACE model with more parameters than this gets fast mode's large-model budgets.
+#: course-mini has 71 k parameters; MACE-MP-0 small 3.85 M, medium 4.69 M. On one CPU
+#: thread MACE-MP-0 small (89 elements, 128 channels, l <= 3, r_max 6 Å) costs 10-20x
+#: course-mini per evaluated or gradient-trained 12-atom structure and ~50x per structure
+#: of a closed-form readout fit (one backward pass per readout weight: 144 against 48),
+#: so fast mode's counts of structures, epochs, seeds and members shrink for it.
+LARGE_MODEL_PARAMETERS = 1_000_000
 
 
 class MaceRequiredError(RuntimeError):
@@ -28,6 +37,37 @@ class NotebookSettings:
     def dataset(self, role: str) -> str:
         return self.config.datasets[role]
 
+    @cached_property
+    def model_parameters(self) -> int | None:
+        """Number of parameters of the model (None: not a MACE model).
+
+        Read from the model file through the registry, which checks its sha256 first.
+        """
+        from course_lib.flowchart import fine_tunable
+        from course_lib.models import load_mace_model
+
+        if not fine_tunable(self.model):
+            return None
+        return sum(p.numel() for p in load_mace_model(self.model, device="cpu").parameters())
+
+    @property
+    def large_model(self) -> bool:
+        """Whether the model is a large MACE (MACE-MP-0), with more than ``LARGE_MODEL_PARAMETERS``."""
+        return (self.model_parameters or 0) > LARGE_MODEL_PARAMETERS
+
+    def budget(self, *, fast, full, large_model=None):
+        """The value of a budget (structures, epochs, seeds, ...) for this mode and model.
+
+        ``full`` in full mode; in fast mode ``large_model`` for a large model
+        (when given), else ``fast``. Notebooks write the values out where they set a
+        budget, so that the knob stays visible.
+        """
+        if not self.fast:
+            return full
+        if large_model is not None and self.large_model:
+            return large_model
+        return fast
+
     def require_mace(self, purpose: str) -> None:
         """Raise ``MaceRequiredError`` saying what to change unless the model is a MACE model.
 
@@ -49,6 +89,17 @@ class NotebookSettings:
             f"mode: {self.mode}  |  model: {self.model}{via}  |  seed: {self.seed}"
             f"  |  config: {self.config.source}"
         )
+
+    def budget_note(self) -> str:
+        """One line saying which budgets apply, for the notebooks that shrink them."""
+        if not self.fast:
+            return "budgets: full mode"
+        if self.large_model:
+            return (
+                f"budgets: fast mode, large model ({self.model_parameters / 1e6:.2f} M parameters): "
+                "fewer structures, epochs, seeds and members than with course-mini"
+            )
+        return "budgets: fast mode"
 
 
 def notebook_settings(**overrides) -> NotebookSettings:

@@ -42,6 +42,8 @@
 # trains until the validation error stops improving. Notebook 06 uses the same N, seed and test
 # set, so the four regimes can be compared there. Fine-tuning here needs a MACE model; the
 # cell stops with an explanation if the configured model is another kind.
+# A large model (MACE-MP-0: millions of parameters, 89 elements) costs far more per
+# structure on a laptop CPU, so fast mode gives it smaller budgets (`large_model=` below).
 
 # %%
 from functools import partial
@@ -57,8 +59,10 @@ settings = notebook_settings()
 print(settings)
 settings.require_mace("Few-shot fine-tuning")  # stops here, saying what to change
 
-n_train = 24 if settings.fast else None  # structures; None: the whole training pool
-max_epochs = 8 if settings.fast else 200  # gradient epochs; early stopping ends full runs
+print(settings.budget_note())
+n_train = settings.budget(fast=24, large_model=4, full=None)  # structures; None: the whole pool
+max_epochs = settings.budget(fast=8, large_model=2, full=200)  # early stopping ends full runs
+batch_size = settings.budget(fast=4, large_model=2, full=4)  # structures per gradient step
 out = work_dir("finetune")  # fine-tuned models are written here, never into data/
 
 # %% [markdown]
@@ -155,7 +159,7 @@ gradient = {
         regime="few-shot",
         trainable=trainable,
         max_epochs=max_epochs,
-        batch_size=4,  # structures per step: more steps per epoch on a small set
+        batch_size=batch_size,  # small: more steps per epoch on a small set, less memory
     )
     for trainable in ("readouts", "last-layer")
 }

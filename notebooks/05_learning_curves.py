@@ -41,6 +41,9 @@
 # the method in a couple of minutes, not a converged curve. **full** trains every size the
 # labelled pool allows, with more seeds and epochs. Every finished run is stored in the
 # course's work directory, so re-running a cell (or the notebook) reuses it.
+# A large model (MACE-MP-0: millions of parameters, 89 elements) costs far more per
+# structure on a laptop CPU, so fast mode gives it smaller budgets (`large_model=` below),
+# and scores it on a few test frames per temperature.
 
 # %%
 from course_lib import data as ds
@@ -54,12 +57,18 @@ settings = notebook_settings()
 print(settings)
 settings.require_mace("Learning curves")  # stops here, saying what to change, if not MACE
 
-if settings.fast:  # sizes in structures, seeds = random draws per size
-    FEW_SHOT = dict(sizes=(2, 5, 10, 20), seeds=3)
-    SCRATCH = dict(sizes=(4, 6, 10, 16), seeds=2, max_epochs=10)
-else:
-    FEW_SHOT = dict(sizes=(2, 5, 10, 20, 50, 100, 200, 500, 1000), seeds=5)
-    SCRATCH = dict(sizes=(5, 10, 20, 50, 100, 200, 500), seeds=3, max_epochs=200)
+print(settings.budget_note())
+FEW_SHOT = settings.budget(  # sizes in structures, seeds = random draws per size
+    fast=dict(sizes=(2, 5, 10, 20), seeds=3),
+    large_model=dict(sizes=(1, 2, 3, 4), seeds=2),
+    full=dict(sizes=(2, 5, 10, 20, 50, 100, 200, 500, 1000), seeds=5),
+)
+SCRATCH = settings.budget(
+    fast=dict(sizes=(4, 6, 10, 16), seeds=2, max_epochs=10),
+    large_model=dict(sizes=(3, 4, 5, 6), seeds=2, max_epochs=2),
+    full=dict(sizes=(5, 10, 20, 50, 100, 200, 500), seeds=3, max_epochs=200),
+)
+n_test = settings.budget(fast=None, large_model=3, full=None)  # per temperature; None: all
 
 # %% [markdown]
 # ## One fixed test set
@@ -70,6 +79,7 @@ else:
 # %%
 frames = ds.read_dataset(settings.dataset("target"))
 pool, test = ds.train_test_split(frames, seed=settings.seed)
+test = ds.subset_by(test, "temperature_K", n_test, seed=settings.seed)  # fixed for every run
 atoms_per_structure = sorted({len(atoms) for atoms in frames})
 print(
     f"{settings.dataset('target')}: training pool {len(pool)} structures, test set {len(test)}; "

@@ -42,6 +42,8 @@
 # structures for a few epochs, **full** on the whole training pool until the validation error
 # stops improving. Fine-tuning needs a MACE model; the cell stops with an explanation if the
 # configured model is another kind.
+# A large model (MACE-MP-0: millions of parameters, 89 elements) costs far more per
+# structure on a laptop CPU, so fast mode gives it smaller budgets (`large_model=` below).
 
 # %%
 from functools import partial
@@ -59,8 +61,10 @@ settings = notebook_settings()
 print(settings)
 settings.require_mace("Fine-tuning")  # stops here, saying what to change
 
-n_train = 24 if settings.fast else None  # structures, as in notebook 04; None: the whole pool
-max_epochs = 8 if settings.fast else 200  # gradient epochs; early stopping ends full runs
+print(settings.budget_note())
+n_train = settings.budget(fast=24, large_model=4, full=None)  # as in notebook 04; None: all
+max_epochs = settings.budget(fast=8, large_model=2, full=200)  # early stopping ends full runs
+batch_size = settings.budget(fast=4, large_model=2, full=4)  # structures per gradient step
 out = work_dir("finetune")  # trained models are written here, never into data/
 
 # %%
@@ -104,7 +108,7 @@ print(few_shot.table())
 
 # %%
 print(f"loss: {LossWeights()}; learning rates: {finetune.DEFAULT_LR}")
-gradient = dict(max_epochs=max_epochs, batch_size=4)  # batch_size: structures per step
+gradient = dict(max_epochs=max_epochs, batch_size=batch_size)
 full = fit(regime="full", out=out / "06-full.model", **gradient)
 print(full.table())
 
@@ -171,7 +175,7 @@ parity.regime_parity(regimes, frames.test, quantity="energy")
 # to the model file.
 
 # %%
-card = pretrain.read_model_card(settings.model)
+card = pretrain.read_model_card("course-mini")  # the course's own model, whatever runs above
 display(card)  # the card's Markdown
 
 # %%

@@ -36,6 +36,8 @@
 # protocol then says so). Parity always uses ~20 snapshots, as the chapter prescribes. The
 # fine-tuning steps train MACE readouts, so the cell stops with instructions if the model is
 # not a MACE model.
+# A large model (MACE-MP-0: millions of parameters, 89 elements) costs far more per
+# structure on a laptop CPU, so fast mode gives it smaller budgets (`large_model=` below).
 
 # %%
 import json
@@ -53,7 +55,8 @@ from course_lib.widgets.flowchart import FlowchartExplorer
 settings = notebook_settings()
 print(settings)
 settings.require_mace("The flowchart's fine-tuning steps")
-n_train = 10 if settings.fast else 200  # structures for a few-shot fine-tune
+print(settings.budget_note())
+n_train = settings.budget(fast=10, large_model=3, full=200)  # structures for a few-shot fine-tune
 
 # %% [markdown]
 # ## 1 · Fix the thresholds before looking at anything
