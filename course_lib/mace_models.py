@@ -71,6 +71,8 @@ class MaceArchitecture:
     mlp_irreps: str = "16x0e"
     correlation: int = 3
     radial_mlp: tuple[int, ...] = (32, 32, 32)
+    # MACE-MP-0's first interaction block is residual too; course-mini's is not.
+    residual_first: bool = False
 
     def mace_kwargs(self) -> dict:
         """Keyword arguments of ``mace.modules.MACE`` that do not depend on the data."""
@@ -80,7 +82,11 @@ class MaceArchitecture:
             "num_polynomial_cutoff": self.num_polynomial_cutoff,
             "max_ell": self.max_ell,
             "interaction_cls": modules.interaction_classes["RealAgnosticResidualInteractionBlock"],
-            "interaction_cls_first": modules.interaction_classes["RealAgnosticInteractionBlock"],
+            "interaction_cls_first": modules.interaction_classes[
+                "RealAgnosticResidualInteractionBlock"
+                if self.residual_first
+                else "RealAgnosticInteractionBlock"
+            ],
             "num_interactions": self.num_interactions,
             "hidden_irreps": o3.Irreps(self.hidden_irreps),
             "MLP_irreps": o3.Irreps(self.mlp_irreps),
@@ -101,6 +107,7 @@ MACE_MP_0_SMALL = MaceArchitecture(
     mlp_irreps="16x0e",
     correlation=3,
     radial_mlp=(64, 64, 64),
+    residual_first=True,
 )
 
 
