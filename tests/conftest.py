@@ -46,6 +46,16 @@ def emt_frames(n: int = 6, seed: int = 0) -> list:
     return frames
 
 
+def split_dataset(path, n: int, *, seed: int, n_test: int):
+    """An EMT dataset file at ``path``: ``n`` frames, the first ``n_test`` a fixed test split."""
+    from course_lib.data import write_dataset
+
+    frames = emt_frames(n, seed=seed)
+    for i, atoms in enumerate(frames):
+        atoms.info["split"] = "test" if i < n_test else "train"
+    return write_dataset(path, frames, {"method": "EMT (test oracle)"})
+
+
 @pytest.fixture
 def frames():
     return emt_frames()

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from conftest import emt_frames
+from conftest import emt_frames, split_dataset
 
 from course_lib import data as ds
 from course_lib import learning_curve as lc
@@ -451,10 +451,7 @@ def test_snap_sliders_widens_a_range_the_fit_lies_outside():
 def test_command_prints_points_fit_and_target_as_json(tmp_path, monkeypatch, capsys):
     from course_lib.cli import main
 
-    frames = emt_frames(14, seed=5)
-    for i, atoms in enumerate(frames):
-        atoms.info["split"] = "test" if i < 3 else "train"
-    path = ds.write_dataset(tmp_path / "emt.extxyz", frames, {"method": "EMT (test oracle)"})
+    path = split_dataset(tmp_path / "emt.extxyz", 14, seed=5, n_test=3)
     stub = StubTrainer()
     monkeypatch.setattr(lc, "run_regime", stub)
     argv = ["learning-curve", "--dataset", str(path), "--regime", "scratch", "--sizes", "2,3,5,8"]
@@ -481,10 +478,7 @@ def test_a_shipped_curve_comes_back_without_training_in_the_live_json(
     from course_lib.cli import main
 
     monkeypatch.setattr(shipped, "SHIPPED_DIR", tmp_path / "shipped")
-    frames = emt_frames(14, seed=5)
-    for i, atoms in enumerate(frames):
-        atoms.info["split"] = "test" if i < 3 else "train"
-    path = ds.write_dataset(tmp_path / "emt.extxyz", frames, {"method": "EMT (test oracle)"})
+    path = split_dataset(tmp_path / "emt.extxyz", 14, seed=5, n_test=3)
     stub = StubTrainer()
     monkeypatch.setattr(lc, "run_regime", stub)
     argv = ["learning-curve", "--dataset", str(path), "--regime", "scratch", "--sizes", "2,3,5,8"]

@@ -9,27 +9,17 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import emt_frames
+from conftest import split_dataset
 
 from course_lib import cli
 from course_lib import data as ds
 from course_lib.mace_export import STRATEGY_FLAGS, export_mace_train
 
 
-def with_splits(frames, n_test):
-    for i, atoms in enumerate(frames):
-        atoms.info["split"] = "test" if i < n_test else "train"
-    return frames
-
-
 @pytest.fixture
 def target_and_corpus(tmp_path):
-    target = ds.write_dataset(
-        tmp_path / "target.extxyz", with_splits(emt_frames(8, seed=1), 2), {"method": "EMT"}
-    )
-    corpus = ds.write_dataset(
-        tmp_path / "corpus.extxyz", with_splits(emt_frames(8, seed=2), 2), {"method": "EMT"}
-    )
+    target = split_dataset(tmp_path / "target.extxyz", 8, seed=1, n_test=2)
+    corpus = split_dataset(tmp_path / "corpus.extxyz", 8, seed=2, n_test=2)
     return target, corpus
 
 

@@ -8,28 +8,17 @@ import numpy as np
 import pytest
 from ase.build import bulk
 from ase.calculators.emt import EMT
-from conftest import emt_frames, label_with
+from conftest import label_with, split_dataset
 
 from course_lib import cli
-from course_lib import data as ds
 from course_lib import strategies as st
 from course_lib.structures import compressed_pair
 
 
-def with_splits(frames, n_test):
-    for i, atoms in enumerate(frames):
-        atoms.info["split"] = "test" if i < n_test else "train"
-    return frames
-
-
 @pytest.fixture
 def target_and_corpus(tmp_path):
-    target = ds.write_dataset(
-        tmp_path / "target.extxyz", with_splits(emt_frames(10, seed=1), 3), {"method": "EMT"}
-    )
-    corpus = ds.write_dataset(
-        tmp_path / "corpus.extxyz", with_splits(emt_frames(10, seed=2), 3), {"method": "EMT"}
-    )
+    target = split_dataset(tmp_path / "target.extxyz", 10, seed=1, n_test=3)
+    corpus = split_dataset(tmp_path / "corpus.extxyz", 10, seed=2, n_test=3)
     return target, corpus
 
 
@@ -134,10 +123,8 @@ def test_cli_bad_input_is_one_line(capsys, target_and_corpus, tiny_mace_file, ex
 
 
 def test_cli_refuses_a_corpus_without_held_out_frames(capsys, tmp_path, tiny_mace_file):
-    target = ds.write_dataset(
-        tmp_path / "t.extxyz", with_splits(emt_frames(8), 2), {"method": "EMT"}
-    )
-    corpus = ds.write_dataset(tmp_path / "c.extxyz", with_splits(emt_frames(4), 0), {})
+    target = split_dataset(tmp_path / "t.extxyz", 8, seed=0, n_test=2)
+    corpus = split_dataset(tmp_path / "c.extxyz", 4, seed=0, n_test=0)
     argv = ["strategies", "--model", str(tiny_mace_file), "--dataset", str(target)]
     assert cli.main([*argv, "--corpus", str(corpus), "--n", "3"]) == 2
     assert "has no held-out frames" in capsys.readouterr().err
