@@ -17,7 +17,7 @@ Prints each path's median wall time (and range) and atoms/s, the median of the p
 ratios loop / path, the largest energy and force differences to the loop, and the
 load average (``os.getloadavg``) before and after.
 
-What to expect on a CPU (see ``course_lib.zero_shot.CPU_BATCH_BYTES``): for
+What to expect on a CPU (see ``course_lib.graphs.CPU_BATCH_BYTES``): for
 MACE-MP-0 small on 12-atom frames one frame already fills the cache, so the
 default path runs one frame per batch and matches the loop; fixed batches of 32
 are two to three times slower. Batching wins on small frames or small models
@@ -84,7 +84,7 @@ def main():
 
     from mace.calculators import MACECalculator
 
-    from course_lib import models, zero_shot
+    from course_lib import graphs, models, zero_shot
 
     frames = bench_frames(args.frames, args.dataset)
     n_atoms = sum(len(atoms) for atoms in frames)
@@ -115,7 +115,7 @@ def main():
                 seconds[name].append(elapsed)
         load_after = os.getloadavg()
 
-    budget = zero_shot.cpu_edge_budget(model)
+    budget = graphs.cpu_edge_budget(model)
     print(
         f"frames: {len(frames)} ({n_atoms} atoms), torch threads: {torch.get_num_threads()}, "
         f"repeats: {args.repeats}, CPU edge budget: {budget} edges per batch"

@@ -17,7 +17,9 @@ them is a weighted least-squares problem with one exact solution:
   ``ridge * mean(diag A'WA)`` on the weights (an L2 pull toward the
   pre-trained weights, i.e. a Gaussian prior), and the posterior covariance
   of the weights that comes with it.
-* ``fit_readouts_closed_form``: design, solve and write the result into a model.
+* ``fit_readouts_closed_form``: design, solve and write the result into a model;
+  ``DesignCache`` lets several fits from the same model on the same frames
+  share one design.
 * ``SharedClosedForm``: many fits (learning-curve subsets, committee members
   on bootstrap resamples) sharing one design pass: each fit is then one
   small linear solve, with the same numbers as fitting it alone.
@@ -26,6 +28,7 @@ them is a weighted least-squares problem with one exact solution:
 from __future__ import annotations
 
 import copy
+import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,7 +42,7 @@ from mace.tools.scatter import scatter_sum
 from course_lib import data as ds
 from course_lib import mace_models
 from course_lib.composition import composition_matrix, warn_if_compositions_collinear
-from course_lib.graphs import graph_loader
+from course_lib.graphs import cpu_edge_budget, graph_loader
 from course_lib.training import LossWeights
 
 
@@ -84,11 +87,36 @@ def readout_linears(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
     return layers
 
 
-def readout_design_rows(model, batch, layers, *, with_forces: bool):
+def readout_column_maps(layers: dict[str, torch.nn.Module], dtype: torch.dtype) -> dict:
+    """For each layer, the matrix ``B`` with ``layer(x; w) = x @ B @ w`` (one output channel).
+
+    A readout's last layer is bilinear in its input ``x`` and weights ``w``, so
+    its output for the one-hot weight ``e_k`` is ``x @ B[:, k]``: the design's
+    columns for all weights of a batch are then one matrix product, not one
+    layer call per weight. ``B`` is read off by calling the layer on unit
+    inputs with unit weights (e3nn's path normalisation included).
+    """
+    maps = {}
+    for key, layer in layers.items():
+        unit_inputs = torch.eye(layer.irreps_in.dim, dtype=dtype)
+        unit_weights = torch.eye(layer.weight.numel(), dtype=dtype)
+        maps[key] = torch.stack(
+            [
+                torch.func.functional_call(layer, {"weight": w}, (unit_inputs,))[:, 0]
+                for w in unit_weights
+            ],
+            dim=1,
+        )
+    return maps
+
+
+def readout_design_rows(model, batch, layers, *, with_forces: bool, column_maps=None):
     """Energy and force design matrices of one batch: d(E, F)/d(readout weights).
 
     Returns (energy rows [n_graphs, P], force rows [3 n_atoms, P] or None,
-    predicted energies, predicted forces or None).
+    predicted energies, predicted forces or None). With forces this costs
+    one backward pass per readout weight. ``column_maps``: the layers'
+    ``readout_column_maps`` (computed here when not given).
     """
     captured = {}
     hooks = [
@@ -104,19 +132,16 @@ def readout_design_rows(model, batch, layers, *, with_forces: bool):
             hook.remove()
     positions = batch["positions"]
     energy = output["energy"]
+    if column_maps is None:
+        column_maps = readout_column_maps(layers, energy.dtype)
     scale = torch.atleast_1d(model.scale_shift.scale)[0]
-    columns = []
-    for key, layer in layers.items():
-        x = captured[key]
-        basis = torch.eye(layer.weight.numel(), dtype=x.dtype, device=x.device)
-        for row in basis:  # the layer's output for a one-hot weight: one feature per atom
-            per_atom = torch.func.functional_call(layer, {"weight": row}, (x,))[:, 0]
-            columns.append(scatter_sum(scale * per_atom, batch.batch, dim=0, dim_size=len(energy)))
-    energy_rows = torch.stack(columns, dim=1)
+    per_atom = torch.cat([captured[key] @ column_maps[key] for key in layers], dim=1)
+    energy_rows = scatter_sum(scale * per_atom, batch.batch, dim=0, dim_size=len(energy))
     if not with_forces:
         return energy_rows.detach(), None, energy.detach(), None
     grads = [
-        torch.autograd.grad(column.sum(), positions, retain_graph=True)[0] for column in columns
+        torch.autograd.grad(column.sum(), positions, retain_graph=True)[0]
+        for column in energy_rows.unbind(dim=1)
     ]
     forces = -torch.autograd.grad(energy.sum(), positions)[0]
     force_rows = -torch.stack([g.reshape(-1) for g in grads], dim=1)
@@ -168,15 +193,22 @@ def readout_design(
 ) -> ReadoutDesign:
     """``ReadoutDesign`` of ``frames`` for a frozen MACE ``model`` (the closed form's columns).
 
-    With forces this costs one backward pass per readout weight and batch.
+    With forces this costs one backward pass per readout weight and batch;
+    on a CPU the batches keep to ``graphs.cpu_edge_budget`` (the autograd
+    graph of a batch is kept for all those passes, so this also bounds memory).
     """
     layers = readout_linears(model)
     device = next(model.parameters()).device
+    maps = readout_column_maps(layers, next(model.parameters()).dtype)
+    maps = {key: m.to(device) for key, m in maps.items()}
+    max_edges = cpu_edge_budget(model) if device.type == "cpu" else None
     parts = {"energy_rows": [], "energies": [], "force_rows": [], "forces": []}
-    for batch in graph_loader(frames, model, batch_size=batch_size):
+    for batch in graph_loader(frames, model, batch_size=batch_size, max_edges=max_edges):
+        rows = readout_design_rows(
+            model, batch.to(device), layers, with_forces=with_forces, column_maps=maps
+        )
         energy_rows, force_rows, energies, forces = (
-            None if t is None else t.double().cpu().numpy()
-            for t in readout_design_rows(model, batch.to(device), layers, with_forces=with_forces)
+            None if t is None else t.double().cpu().numpy() for t in rows
         )
         parts["energy_rows"].append(energy_rows)
         parts["energies"].append(energies)
@@ -193,6 +225,54 @@ def readout_design(
         forces=parts["forces"] if with_forces else None,
         n_weights=sum(layer.weight.numel() for layer in layers.values()),
     )
+
+
+class DesignCache:
+    """Readout designs already computed, looked up by the model's state and the frames.
+
+    Several closed-form fits from the same starting model on the same frames
+    (E0s refit or kept, ridge values, energy-only or with forces) need the
+    same design; with this only the first pays for it. The key is a digest
+    of every parameter and buffer of the model (E0s included) and of the
+    frames' numbers, positions and cells, so a model changed in any way gets
+    its own design.
+    """
+
+    def __init__(self):
+        self._designs: dict[tuple, ReadoutDesign] = {}
+
+    def __len__(self) -> int:
+        return len(self._designs)
+
+    def design(
+        self, model, frames: Sequence[Atoms], *, with_forces: bool, batch_size: int = 16
+    ) -> ReadoutDesign:
+        """``readout_design(model, frames, ...)``, computed on the first request only."""
+        key = (model_digest(model), frames_digest(frames), with_forces)
+        if key not in self._designs:
+            self._designs[key] = readout_design(
+                model, frames, with_forces=with_forces, batch_size=batch_size
+            )
+        return self._designs[key]
+
+
+def model_digest(model: torch.nn.Module) -> str:
+    """A digest of every parameter and buffer of ``model`` (names, dtypes and values)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(str(tensor.dtype).encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def frames_digest(frames: Sequence[Atoms]) -> str:
+    """A digest of the structures (atomic numbers, positions, cell, periodicity), in order."""
+    digest = hashlib.blake2b(digest_size=16)
+    for atoms in frames:
+        for array in (atoms.numbers, atoms.positions, atoms.cell.array, atoms.pbc):
+            digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
 
 
 # --------------------------------------------------------------------------- the solver
@@ -303,16 +383,20 @@ def fit_readouts_closed_form(
     ridge: float = 1e-6,
     refit_e0s: bool = True,
     batch_size: int = 8,
+    design_cache: DesignCache | None = None,
 ) -> tuple[ReadoutPosterior, dict[str, float]]:
     """Fit the readouts' last linear layers (and E0 shifts) by one ridge least-squares solve.
 
     Minimises the same loss as gradient training over those weights only,
     plus the ridge (the L2 pull toward the pre-trained weights). Updates
-    ``model`` in place and returns the posterior and the E0s (eV).
+    ``model`` in place and returns the posterior and the E0s (eV). With a
+    ``design_cache`` a design computed before for the same model and frames
+    is reused.
     """
     if refit_e0s:
         warn_if_compositions_collinear(frames)
-    design = readout_design(model, frames, with_forces=weights.forces > 0, batch_size=batch_size)
+    cache = design_cache if design_cache is not None else DesignCache()
+    design = cache.design(model, frames, with_forces=weights.forces > 0, batch_size=batch_size)
     equations = normal_equations(design, frames, weights=weights, with_e0s=refit_e0s)
     delta, precision = solve_readouts(equations, ridge=ridge)
     noise, covariance = posterior_of(equations, delta, precision)
@@ -368,6 +452,13 @@ class SharedClosedForm:
     on that set alone (up to rounding). Learning curves fit nested subsets;
     committees fit bootstrap resamples. ``seconds_per_structure`` is the
     design pass's cost per structure, so a fit can be charged its share.
+
+    Test predictions come from the test frames' own design (exact, as the
+    model is linear in the fitted weights) when that is the cheaper way: it
+    costs one backward pass per readout weight, a prediction one forward and
+    one backward pass, so the design pays off beyond ``(weights + 1) / 2``
+    fits (about 25 for course-mini, 72 for MACE-MP-0 small). With fewer
+    training sets each fit's model predicts the test frames instead.
     """
 
     def __init__(
@@ -395,7 +486,10 @@ class SharedClosedForm:
         self.seconds_per_structure = (time.perf_counter() - began) / len(frames)
         self.row = {id(atoms): i for i, atoms in enumerate(frames)}
         self.test_frames = None if test_frames is None else list(test_frames)
-        self.test = None if test_frames is None else readout_design(self.model, self.test_frames)
+        by_design = len(train_sets) > (self.design.n_weights + 1) / 2
+        self.test = None
+        if self.test_frames is not None and by_design:
+            self.test = readout_design(self.model, self.test_frames)
 
     def solve(self, train: Sequence[Atoms]) -> np.ndarray:
         """Δ(readout weights[, E0s]) fitted on ``train`` (any of the sets given, or a resample)."""
@@ -411,9 +505,14 @@ class SharedClosedForm:
 
     def test_predictions(self, delta: np.ndarray):
         """``Predictions`` on the test frames for a fitted ``delta``, from the design alone."""
-        from course_lib.zero_shot import Predictions
+        from course_lib.zero_shot import Predictions, predict
 
-        if self.test is None:
+        if self.test_frames is None:
             raise ValueError("no test frames were given to SharedClosedForm")
+        if self.test is None:
+            model = copy.deepcopy(self.model)
+            apply_readout_delta(model, delta, mace_models.model_elements(model))
+            found = predict(model, self.test_frames, compute_stress=False)
+            return Predictions(model="closed form", energies=found.energies, forces=found.forces)
         energies, forces = self.test.predict(delta)
         return Predictions(model="closed form", energies=energies, forces=forces)

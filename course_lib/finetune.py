@@ -50,7 +50,7 @@ from ase import Atoms
 
 from course_lib import data as ds
 from course_lib import mace_models
-from course_lib.closed_form import ReadoutPosterior, fit_readouts_closed_form
+from course_lib.closed_form import DesignCache, ReadoutPosterior, fit_readouts_closed_form
 from course_lib.mace_models import calculator_for, load_model, save_model
 from course_lib.models import resolve_device
 from course_lib.training import LossWeights, TrainingHistory, train
@@ -288,13 +288,16 @@ def fine_tune(
     settings: FineTuneSettings = FineTuneSettings(),
     *,
     valid_frames: Sequence[Atoms] | None = None,
+    design_cache: DesignCache | None = None,
 ) -> FitOutcome:
     """Train a copy of ``model`` in one of the three regimes (see the module docstring).
 
     Every input is checked before any training starts: the settings (when
     made), labels (finite, right shapes), elements the model does not know,
     and that training and validation sets are non-empty. ``model`` is never
-    modified; ``None`` is allowed for ``regime="scratch"``.
+    modified; ``None`` is allowed for ``regime="scratch"``. ``design_cache``
+    lets closed-form fits reuse a readout design computed for the same
+    starting model and frames (``closed_form.DesignCache``).
     """
     s = settings
     if model is None and s.regime != "scratch":
@@ -336,6 +339,7 @@ def fine_tune(
             ridge=s.ridge,
             refit_e0s=s.e0s == "refit",
             batch_size=s.batch_size,
+            design_cache=design_cache,
         )
         names = posterior.parameter_names
     else:
@@ -442,11 +446,22 @@ class FineTuner:
         """The model and every setting, by name (as scikit-learn's estimators)."""
         return {"model": self.model, **self.settings.as_dict()}
 
-    def fit(self, train_frames: Sequence[Atoms], valid_frames: Sequence[Atoms] | None = None):
-        """Train on ``train_frames`` (validation split off them unless given); returns self."""
+    def fit(
+        self,
+        train_frames: Sequence[Atoms],
+        valid_frames: Sequence[Atoms] | None = None,
+        *,
+        design_cache: DesignCache | None = None,
+    ):
+        """Train on ``train_frames`` (validation split off them unless given); returns self.
+
+        ``design_cache``: see ``fine_tune``.
+        """
         model = self.model
         start = load_model(model, dtype=self.settings.dtype) if model is not None else None
-        outcome = fine_tune(start, train_frames, self.settings, valid_frames=valid_frames)
+        outcome = fine_tune(
+            start, train_frames, self.settings, valid_frames=valid_frames, design_cache=design_cache
+        )
         self.model_ = outcome.model
         self.history_ = outcome.history
         self.e0s_ = outcome.e0s
@@ -486,7 +501,8 @@ class RegimeResult:
     """One regime run on one dataset: test errors, cost, and what it did elsewhere.
 
     ``zero_shot`` is the starting model on the same test frames (raw and
-    E0-aligned; None for scratch). ``forgetting`` and ``forgetting_before``
+    E0-aligned; None for scratch). ``fit_time_s`` and ``fit_cpu_s`` are the
+    wall and CPU (this process) seconds of the fit alone. ``forgetting`` and ``forgetting_before``
     are the fine-tuned and the starting model on the pre-training corpus's
     held-out frames, when given: the cost of fine-tuning elsewhere. Their
     energy errors include the E0 refit (a per-element shift toward the new
@@ -506,6 +522,7 @@ class RegimeResult:
     fit_time_s: float
     test_predictions: Predictions = field(repr=False)
     tuner: FineTuner = field(repr=False)
+    fit_cpu_s: float = 0.0
 
     def as_dict(self) -> dict:
         return {
@@ -523,6 +540,7 @@ class RegimeResult:
             "epochs_run": self.history.epoch[-1] if self.history else 0,
             "model_path": str(self.model_path) if self.model_path else None,
             "fit_time_s": round(self.fit_time_s, 2),
+            "fit_cpu_s": round(self.fit_cpu_s, 2),
         }
 
     def table(self) -> str:
@@ -551,6 +569,139 @@ class RegimeResult:
     __str__ = table
 
 
+class RegimeRunner:
+    """Regimes fitted from one starting model on one test set, what they share computed once.
+
+    >>> fit = RegimeRunner("course-mini", train, test, seed=0)   # doctest: +SKIP
+    >>> closed = fit(regime="few-shot", solver="closed-form")      # doctest: +SKIP
+    >>> full = fit(regime="full", max_epochs=40)                  # doctest: +SKIP
+
+    Each call is ``run_regime`` (``FineTuneSettings`` fields as keywords,
+    over the defaults given here); the starting model (per dtype), its
+    predictions on the test and pre-training frames (zero-shot, forgetting
+    before) and closed-form readout designs are computed on first use and
+    kept, so a notebook comparing regimes pays for them once. On
+    MACE-MP-0 small a readout design of four twelve-atom structures costs
+    one backward pass per readout weight (144), about as much as a
+    hundred predictions of the test set.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module | str | os.PathLike | None,
+        train_frames: Sequence[Atoms],
+        test_frames: Sequence[Atoms],
+        *,
+        pretraining_frames: Sequence[Atoms] | None = None,
+        settings: FineTuneSettings | None = None,
+        **overrides,
+    ):
+        ds.validate_frames(test_frames, source="test_frames", require_pbc=False)
+        self.model = model
+        self.train_frames = list(train_frames)
+        self.test_frames = list(test_frames)
+        self.pretraining_frames = None if pretraining_frames is None else list(pretraining_frames)
+        self.settings = replace(settings or FineTuneSettings(), **overrides)
+        self.design_cache = DesignCache()
+        self._start: dict[str, torch.nn.Module] = {}
+        self._zero_shot: dict[str, ZeroShotResult] = {}
+        self._before: dict[str, ErrorMetrics] = {}
+
+    def start_model(self, dtype: str) -> torch.nn.Module | None:
+        """The starting model in ``dtype`` (loaded once; None without a model)."""
+        if self.model is None:
+            return None
+        if dtype not in self._start:
+            self._start[dtype] = load_model(self.model, dtype=dtype)
+        return self._start[dtype]
+
+    def zero_shot(self, dtype: str) -> ZeroShotResult:
+        """The starting model on the test frames (raw and E0-aligned)."""
+        from course_lib.zero_shot import evaluate
+
+        if dtype not in self._zero_shot:
+            self._zero_shot[dtype] = evaluate(
+                self.start_model(dtype), self.test_frames, dataset="test_frames"
+            )
+        return self._zero_shot[dtype]
+
+    def forgetting_before(self, dtype: str) -> ErrorMetrics:
+        """The starting model on the pre-training corpus's held-out frames."""
+        if dtype not in self._before:
+            frames = self.pretraining_frames
+            self._before[dtype] = error_metrics(frames, predict(self.start_model(dtype), frames))
+        return self._before[dtype]
+
+    def __call__(
+        self,
+        *,
+        train_frames: Sequence[Atoms] | None = None,
+        out: str | os.PathLike | None = None,
+        settings: FineTuneSettings | None = None,
+        **overrides,
+    ) -> RegimeResult:
+        """Fit one regime (the runner's settings, then ``settings``, then keywords) and measure it.
+
+        ``train_frames`` replaces the runner's training frames for this fit
+        (e.g. with replayed corpus frames added). ``out``: see ``run_regime``.
+        """
+        from course_lib.paths import work_dir
+
+        train_frames = self.train_frames if train_frames is None else list(train_frames)
+        out = ds.check_output_file(out) if out is not None else None
+        tuner = FineTuner(settings=settings or self.settings, **overrides)
+        regime, dtype = tuner.settings.regime, tuner.settings.dtype
+        start = self.start_model(dtype)
+        tuner.model = start
+        began, began_cpu = time.perf_counter(), time.process_time()
+        tuner.fit(train_frames, design_cache=self.design_cache)
+        fit_time, fit_cpu = time.perf_counter() - began, time.process_time() - began_cpu
+        path = None
+        if out is not None:
+            try:
+                path = tuner.save(out)
+            except OSError as err:
+                stamp = time.strftime("%Y%m%d-%H%M%S")
+                rescue = work_dir("finetune", "unsaved") / f"{regime}-{stamp}.model"
+                path = tuner.save(rescue)
+                logger.warning(
+                    "could not write %s (%s); the trained model is at %s", out, err, path
+                )
+        unknown = sorted(
+            set(mace_models.frame_elements(self.test_frames))
+            - set(mace_models.model_elements(tuner.model_))
+        )
+        if unknown:
+            raise UnknownElementsError(
+                f"test frames contain {unknown}, which the training frames lack; the model "
+                "cannot predict them"
+            )
+        predictions = tuner.predict(self.test_frames)
+        forgetting = forgetting_before = zero_shot = None
+        if start is not None and regime != "scratch":
+            zero_shot = self.zero_shot(dtype)
+            if self.pretraining_frames is not None:
+                forgetting_before = self.forgetting_before(dtype)
+                forgetting = tuner.evaluate(self.pretraining_frames)
+        with_forces = tuner.settings.forces_weight > 0
+        return RegimeResult(
+            regime=regime,
+            n_train=len(train_frames),
+            n_labels=ds.n_labels(train_frames, with_forces=with_forces),
+            test=error_metrics(self.test_frames, predictions),
+            zero_shot=zero_shot,
+            forgetting=forgetting,
+            forgetting_before=forgetting_before,
+            e0s=tuner.e0s_,
+            history=tuner.history_,
+            model_path=path,
+            fit_time_s=fit_time,
+            test_predictions=predictions,
+            fit_cpu_s=fit_cpu,
+            tuner=tuner,
+        )
+
+
 def run_regime(
     model: torch.nn.Module | str | os.PathLike | None,
     train_frames: Sequence[Atoms],
@@ -569,62 +720,10 @@ def run_regime(
     the model is measured, so an interrupted run leaves a previous file there
     intact and a failing measurement loses nothing. If writing ``out`` still
     fails, the model goes to the work directory instead (a warning says where).
+    Several regimes on the same frames: ``RegimeRunner`` shares their common work.
     """
-    from course_lib.paths import work_dir
-    from course_lib.zero_shot import evaluate
-
-    ds.validate_frames(test_frames, source="test_frames", require_pbc=False)
-    out = ds.check_output_file(out) if out is not None else None
-    tuner = FineTuner(settings=settings, **overrides)
-    regime = tuner.settings.regime
-    start = load_model(model, dtype=tuner.settings.dtype) if model is not None else None
-    tuner.model = start
-    began = time.perf_counter()
-    tuner.fit(train_frames)
-    fit_time = time.perf_counter() - began
-    path = None
-    if out is not None:
-        try:
-            path = tuner.save(out)
-        except OSError as err:
-            rescue = (
-                work_dir("finetune", "unsaved") / f"{regime}-{time.strftime('%Y%m%d-%H%M%S')}.model"
-            )
-            path = tuner.save(rescue)
-            logger.warning("could not write %s (%s); the trained model is at %s", out, err, path)
-    unknown = sorted(
-        set(mace_models.frame_elements(test_frames)) - set(mace_models.model_elements(tuner.model_))
-    )
-    if unknown:
-        raise UnknownElementsError(
-            f"test frames contain {unknown}, which the training frames lack; the model cannot "
-            "predict them"
-        )
-    predictions = tuner.predict(test_frames)
-    forgetting = forgetting_before = zero_shot = None
-    if start is not None and regime != "scratch":
-        zero_shot = evaluate(start, test_frames, dataset="test_frames")
-        if pretraining_frames is not None:
-            forgetting_before = error_metrics(
-                pretraining_frames, predict(start, pretraining_frames)
-            )
-            forgetting = tuner.evaluate(pretraining_frames)
-    with_forces = tuner.settings.forces_weight > 0
-    return RegimeResult(
-        regime=regime,
-        n_train=len(train_frames),
-        n_labels=ds.n_labels(train_frames, with_forces=with_forces),
-        test=error_metrics(test_frames, predictions),
-        zero_shot=zero_shot,
-        forgetting=forgetting,
-        forgetting_before=forgetting_before,
-        e0s=tuner.e0s_,
-        history=tuner.history_,
-        model_path=path,
-        fit_time_s=fit_time,
-        test_predictions=predictions,
-        tuner=tuner,
-    )
+    runner = RegimeRunner(model, train_frames, test_frames, pretraining_frames=pretraining_frames)
+    return runner(out=out, settings=settings, **overrides)
 
 
 # --------------------------------------------------------------------------- regimes compared
@@ -635,7 +734,8 @@ class RegimeFrames:
     """The frames regimes are compared on: N training structures and one fixed test set.
 
     ``train`` is a seeded subset of the dataset's training split (``pool_size``
-    structures), ``test`` its held-out split, the same for every regime and N.
+    structures), ``test`` its held-out split (or a seeded subset of its
+    ``test_split_size`` structures), the same for every regime and N.
     ``pretraining`` is the held-out split of the model's pre-training corpus
     (to measure forgetting), None without a corpus.
     """
@@ -646,11 +746,14 @@ class RegimeFrames:
     pool_size: int
     corpus: str | None
     pretraining: list[Atoms] | None = field(repr=False)
+    test_split_size: int | None = None
 
     def table(self) -> str:
+        split = self.test_split_size or len(self.test)
+        subset = "" if split == len(self.test) else f" (a seeded subset of the {split})"
         lines = [
             f"{self.dataset}: {len(self.train)} training structures (of a pool of "
-            f"{self.pool_size}), {len(self.test)} held-out test structures",
+            f"{self.pool_size}), {len(self.test)} held-out test structures{subset}",
             f"labels in training: {ds.n_labels(self.train, with_forces=False)} energy-only, "
             f"{ds.n_labels(self.train)} with forces (1 + 3 x atoms per structure)",
         ]
@@ -669,18 +772,27 @@ def regime_frames(
     n: int | None = None,
     seed: int = 0,
     corpus: str | os.PathLike | None = None,
+    n_test: int | None = None,
+    n_pretraining: int | None = None,
 ) -> RegimeFrames:
     """Split ``dataset`` (fixed splits kept), draw ``n`` training structures (None: all).
 
     ``corpus`` names the pre-training corpus whose held-out split measures
-    forgetting (``course_lib.models.pretraining_corpus(model)``).
+    forgetting (``course_lib.models.pretraining_corpus(model)``). A budget for
+    a large model: ``n_test`` test structures per ``info["temperature_K"]``
+    group (one group without it) and ``n_pretraining`` corpus frames, seeded
+    subsets of the held-out splits (None: all of them).
     """
     frames = ds.read_dataset(dataset, require_pbc=False)
-    pool, test = ds.train_test_split(frames, seed=seed)
+    pool, test_split = ds.train_test_split(frames, seed=seed)
     train = ds.subset(pool, len(pool) if n is None else n, seed=seed)
+    test = ds.subset_by(test_split, "temperature_K", n_test, seed=seed)
     pretraining = None
     if corpus is not None:
-        pretraining = ds.train_test_split(ds.read_dataset(corpus), seed=0)[1]
+        held_out = ds.train_test_split(ds.read_dataset(corpus), seed=0)[1]
+        pretraining = held_out
+        if n_pretraining is not None:
+            pretraining = ds.subset(held_out, min(n_pretraining, len(held_out)), seed=seed)
     return RegimeFrames(
         dataset=Path(dataset).stem,
         train=train,
@@ -688,6 +800,7 @@ def regime_frames(
         pool_size=len(pool),
         corpus=None if corpus is None else Path(corpus).stem,
         pretraining=pretraining,
+        test_split_size=len(test_split),
     )
 
 

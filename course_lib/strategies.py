@@ -36,7 +36,6 @@ which in-process training does not reproduce. Said plainly in the results.
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -45,8 +44,8 @@ import numpy as np
 from ase import Atoms
 
 from course_lib import data as ds
-from course_lib.finetune import FineTuneSettings, calculator_for, load_model, run_regime
-from course_lib.zero_shot import ErrorMetrics, error_metrics, evaluate, predict
+from course_lib.finetune import FineTuneSettings, RegimeRunner, calculator_for
+from course_lib.zero_shot import ErrorMetrics, predict
 
 if TYPE_CHECKING:
     import torch
@@ -325,7 +324,9 @@ def run_strategies(
         )
     corpus_pool, held_out = ds.train_test_split(corpus_frames, seed=0)
     frames = regime_frames(dataset, n=n, seed=seed)
-    start = load_model(model, dtype=shared.get("dtype", "float64"))
+    runner = RegimeRunner(model, frames.train, frames.test, pretraining_frames=held_out)
+    dtype = shared.get("dtype", "float64")
+    start = runner.start_model(dtype)
     replay = _replay_frames(corpus_pool, replay_n or n, replay_weight, seed)
     md_start = frames.test[0]
 
@@ -353,8 +354,8 @@ def run_strategies(
             model=fitted,
         )
 
-    before = error_metrics(held_out, predict(start, held_out))
-    zero_shot = evaluate(start, frames.test, dataset=frames.dataset).aligned
+    before = runner.forgetting_before(dtype)
+    zero_shot = runner.zero_shot(dtype).aligned
     start_result = measure("zero-shot", None, start, zero_shot, before, 0.0, 0)
     results = []
     for name in names:
@@ -363,13 +364,19 @@ def run_strategies(
         settings = FineTuneSettings(
             **{"seed": seed, "progress": progress, **shared, **strategy.settings}
         )
-        began = time.process_time()
-        result = run_regime(start, train, frames.test, settings=settings)
-        cpu_s = time.process_time() - began
-        fitted = result.tuner.model_
-        after = error_metrics(held_out, predict(fitted, held_out))
+        result = runner(train_frames=train, settings=settings)
         n_replay = len(replay) if strategy.replay else 0
-        results.append(measure(name, strategy, fitted, result.test, after, cpu_s, n_replay))
+        results.append(
+            measure(
+                name,
+                strategy,
+                result.tuner.model_,
+                result.test,
+                result.forgetting,
+                result.fit_cpu_s,
+                n_replay,
+            )
+        )
     return StrategyComparison(
         model=str(model),
         dataset=frames.dataset,

@@ -46,8 +46,6 @@
 # structure on a laptop CPU, so fast mode gives it smaller budgets (`large_model=` below).
 
 # %%
-from functools import partial
-
 from course_lib import data as ds
 from course_lib import finetune, zero_shot
 from course_lib.models import pretraining_corpus
@@ -63,6 +61,8 @@ print(settings.budget_note())
 n_train = settings.budget(fast=24, large_model=4, full=None)  # structures; None: the whole pool
 max_epochs = settings.budget(fast=8, large_model=2, full=200)  # early stopping ends full runs
 batch_size = settings.budget(fast=4, large_model=2, full=4)  # structures per gradient step
+n_test = settings.budget(fast=None, large_model=5, full=None)  # test structures per T; None: all
+dtype = settings.budget(fast="float64", large_model="float32", full="float64")  # of the fits
 out = work_dir("finetune")  # fine-tuned models are written here, never into data/
 
 # %% [markdown]
@@ -77,6 +77,7 @@ frames = finetune.regime_frames(
     n=n_train,
     seed=settings.seed,
     corpus=pretraining_corpus(settings.model),
+    n_test=n_test,
 )
 print(frames)
 
@@ -101,16 +102,17 @@ print(start.table())
 #
 #
 # Every fit below starts from the same model and uses the same training and test structures;
-# `fit` is `finetune.run_regime` with those fixed.
+# `fit` is a `finetune.RegimeRunner` with those fixed: each call fits one regime, and what
+# the fits share (the starting model's own errors, the closed form's design) is computed once.
 
 # %%
-fit = partial(
-    finetune.run_regime,
+fit = finetune.RegimeRunner(
     model,
     frames.train,
     frames.test,
     pretraining_frames=frames.pretraining,  # to measure forgetting
     seed=settings.seed,
+    dtype=dtype,
 )
 closed = fit(regime="few-shot", solver="closed-form", out=out / "04-few-shot-closed-form.model")
 print(closed.table())

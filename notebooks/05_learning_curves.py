@@ -60,12 +60,12 @@ settings.require_mace("Learning curves")  # stops here, saying what to change, i
 print(settings.budget_note())
 FEW_SHOT = settings.budget(  # sizes in structures, seeds = random draws per size
     fast=dict(sizes=(2, 5, 10, 20), seeds=3),
-    large_model=dict(sizes=(1, 2, 3, 4), seeds=2),
+    large_model=dict(sizes=(1, 2, 3, 4), seeds=2, dtype="float32"),
     full=dict(sizes=(2, 5, 10, 20, 50, 100, 200, 500, 1000), seeds=5),
 )
 SCRATCH = settings.budget(
     fast=dict(sizes=(4, 6, 10, 16), seeds=2, max_epochs=10),
-    large_model=dict(sizes=(3, 4, 5, 6), seeds=2, max_epochs=2),
+    large_model=dict(sizes=(3, 4, 5, 6), seeds=2, max_epochs=2, dtype="float32"),
     full=dict(sizes=(5, 10, 20, 50, 100, 200, 500), seeds=3, max_epochs=200),
 )
 n_test = settings.budget(fast=None, large_model=3, full=None)  # per temperature; None: all

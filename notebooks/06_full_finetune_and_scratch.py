@@ -46,8 +46,6 @@
 # structure on a laptop CPU, so fast mode gives it smaller budgets (`large_model=` below).
 
 # %%
-from functools import partial
-
 from IPython.display import display
 
 from course_lib import finetune, pretrain
@@ -65,6 +63,8 @@ print(settings.budget_note())
 n_train = settings.budget(fast=24, large_model=4, full=None)  # as in notebook 04; None: all
 max_epochs = settings.budget(fast=8, large_model=2, full=200)  # early stopping ends full runs
 batch_size = settings.budget(fast=4, large_model=2, full=4)  # structures per gradient step
+n_test = settings.budget(fast=None, large_model=5, full=None)  # test structures per T; None: all
+dtype = settings.budget(fast="float64", large_model="float32", full="float64")  # of the fits
 out = work_dir("finetune")  # trained models are written here, never into data/
 
 # %%
@@ -73,6 +73,7 @@ frames = finetune.regime_frames(
     n=n_train,
     seed=settings.seed,
     corpus=pretraining_corpus(settings.model),
+    n_test=n_test,
 )
 print(frames)
 model = finetune.load_model(settings.model)
@@ -83,17 +84,17 @@ model = finetune.load_model(settings.model)
 # seconds), so the comparison below needs nothing from another notebook.
 #
 #
-# `fit` is `finetune.run_regime` with the model, the training and test structures and the
+# `fit` is a `finetune.RegimeRunner` with the model, the training and test structures and the
 # corpus frames for forgetting fixed, as in notebook 04.
 
 # %%
-fit = partial(
-    finetune.run_regime,
+fit = finetune.RegimeRunner(
     model,
     frames.train,
     frames.test,
     pretraining_frames=frames.pretraining,
     seed=settings.seed,
+    dtype=dtype,
 )
 few_shot = fit(regime="few-shot", solver="closed-form")
 print(few_shot.table())

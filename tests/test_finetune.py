@@ -337,3 +337,96 @@ def test_readout_posterior_gives_energy_spread_that_vanishes_on_exact_data(tiny_
         spreads.append(cf.readout_energy_std(tuner.model_, tuner.posterior_, frames))
     assert (spreads[0] > 0).all() and np.isfinite(spreads[0]).all()
     assert spreads[1].max() < 1e-6 * spreads[0].max()
+
+
+# --------------------------------------------------------------------------- shared work
+
+
+def test_readout_column_maps_reproduce_the_layer_for_any_weights(tiny_mace):
+    # the layer is bilinear: layer(x; w) = x @ B @ w for every input and weight vector
+    generator = torch.Generator().manual_seed(0)
+    for layer in cf.readout_linears(tiny_mace).values():
+        (column_map,) = cf.readout_column_maps({"layer": layer}, torch.float64).values()
+        x = torch.randn(5, layer.irreps_in.dim, generator=generator, dtype=torch.float64)
+        w = torch.randn(layer.weight.numel(), generator=generator, dtype=torch.float64)
+        direct = torch.func.functional_call(layer, {"weight": w}, (x,))[:, 0]
+        assert torch.allclose(x @ column_map @ w, direct, atol=1e-12)
+
+
+def test_design_cache_reuses_a_design_only_for_the_same_model_and_frames(tiny_mace, monkeypatch):
+    frames = emt_frames(4, seed=5)
+    computed = []
+    real = cf.readout_design
+    monkeypatch.setattr(cf, "readout_design", lambda *a, **k: computed.append(1) or real(*a, **k))
+    cache = cf.DesignCache()
+    first = cache.design(tiny_mace, frames, with_forces=True)
+    assert cache.design(tiny_mace, [a.copy() for a in frames], with_forces=True) is first
+    assert len(computed) == 1
+    moved = [a.copy() for a in frames]
+    moved[0].positions[0, 0] += 0.01
+    cache.design(tiny_mace, moved, with_forces=True)  # other frames: a new design
+    changed = mm.load_model(tiny_mace)
+    mm.set_model_e0s(changed, {"Al": -1.0})
+    cache.design(changed, frames, with_forces=True)  # other E0s: a new design
+    cache.design(tiny_mace, frames, with_forces=False)
+    assert len(computed) == len(cache) == 4
+
+
+def test_regime_runner_shares_work_and_matches_separate_runs(tiny_mace, monkeypatch):
+    import course_lib.zero_shot as zs
+
+    frames, test = emt_frames(8, seed=6), emt_frames(4, seed=7)
+    held_out = emt_frames(3, seed=8)
+    evaluated = []
+    real = zs.evaluate
+    monkeypatch.setattr(zs, "evaluate", lambda *a, **k: evaluated.append(1) or real(*a, **k))
+    runner = ft.RegimeRunner(tiny_mace, frames, test, pretraining_frames=held_out, ridge=1e-4)
+    refit = runner(regime="few-shot", solver="closed-form")
+    kept = runner(regime="few-shot", solver="closed-form", e0s="keep")
+    assert len(runner.design_cache) == 1 and len(evaluated) == 1  # one design, one zero-shot
+    assert kept.zero_shot is refit.zero_shot and kept.forgetting_before is refit.forgetting_before
+    for result, e0s in ((refit, "refit"), (kept, "keep")):
+        alone = ft.run_regime(
+            tiny_mace,
+            frames,
+            test,
+            pretraining_frames=held_out,
+            ridge=1e-4,
+            solver="closed-form",
+            e0s=e0s,
+        )
+        assert result.test.force_mae_meV_per_A == pytest.approx(
+            alone.test.force_mae_meV_per_A, rel=1e-9
+        )
+        assert result.forgetting.energy_mae_meV_per_atom == pytest.approx(
+            alone.forgetting.energy_mae_meV_per_atom, rel=1e-9
+        )
+    assert refit.fit_cpu_s > 0
+
+
+def test_shared_closed_form_predicts_the_test_set_alike_by_design_and_by_model(tiny_mace):
+    pool, test = emt_frames(10, seed=9), emt_frames(3, seed=10)
+    few = cf.SharedClosedForm(tiny_mace, [pool[:4], pool], test)
+    many = cf.SharedClosedForm(tiny_mace, [pool[: 1 + i % 10] for i in range(40)], test)
+    assert few.test is None and many.test is not None  # few fits: predicting is cheaper
+    delta = few.solve(pool)
+    by_model, by_design = few.test_predictions(delta), many.test_predictions(delta)
+    assert np.allclose(by_model.energies, by_design.energies, atol=1e-9)
+    for f_model, f_design in zip(by_model.forces, by_design.forces):
+        assert np.allclose(f_model, f_design, atol=1e-9)
+
+
+def test_regime_frames_can_take_a_seeded_test_subset_per_temperature(tmp_path):
+    from conftest import split_dataset
+
+    path = split_dataset(tmp_path / "target.extxyz", 20, seed=1, n_test=8)
+    frames = ds.read_dataset(path)
+    for i, atoms in enumerate(frames):
+        atoms.info["temperature_K"] = 300 if i % 2 else 1200
+    ds.write_dataset(path, frames, {"method": "EMT (test oracle)"})
+    whole = ft.regime_frames(path, n=4)
+    part = ft.regime_frames(path, n=4, n_test=2)
+    assert len(whole.test) == 8 and len(part.test) == 4
+    assert sorted(a.info["temperature_K"] for a in part.test) == [300, 300, 1200, 1200]
+    assert all((a.positions == b.positions).all() for a, b in zip(part.train, whole.train))
+    assert "a seeded subset of the 8" in part.table()

@@ -103,8 +103,10 @@ def test_prediction_leaves_the_parameters_trainable(frames, tiny_mace):
 
 
 def test_cpu_edge_budget_fits_the_widest_edge_tensor_in_the_byte_budget(tiny_mace):
+    from course_lib import graphs
+
     # 8 channels x (l_max 2 + 1)^2 = 72 numbers per edge, float64
-    assert zs.cpu_edge_budget(tiny_mace) == zs.CPU_BATCH_BYTES // (72 * 8)
+    assert graphs.cpu_edge_budget(tiny_mace) == graphs.CPU_BATCH_BYTES // (72 * 8)
 
 
 def test_edge_budget_batches_keep_order_and_both_limits():
