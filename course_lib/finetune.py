@@ -39,6 +39,7 @@ import copy
 import logging
 import os
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -320,7 +321,9 @@ def fine_tune(
     if lora:
         from mace.modules.lora import inject_LoRAs
 
-        inject_LoRAs(working, rank=s.lora_rank, alpha=s.lora_alpha)
+        with warnings.catch_warnings():  # e3nn compiling each adapter: noise, not news
+            warnings.filterwarnings("ignore", "The TorchScript type system", UserWarning)
+            inject_LoRAs(working, rank=s.lora_rank, alpha=s.lora_alpha)
 
     names = trainable_parameter_names(working, regime=s.regime, trainable=s.trainable)
     freeze_all_but(working, names)

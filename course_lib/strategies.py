@@ -36,8 +36,10 @@ which in-process training does not reproduce. Said plainly in the results.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -155,6 +157,16 @@ class WallCheck:
             "curves": [dataclasses.asdict(c) | {"repulsive": c.repulsive} for c in self.curves],
         }
 
+    @classmethod
+    def from_dict(cls, record: Mapping) -> WallCheck:
+        """The check back from ``as_dict`` (a shipped comparison)."""
+
+        def curve(c):
+            dft = None if c["dft_eV"] is None else tuple(c["dft_eV"])
+            return PairCurve(c["pair"], tuple(c["distances_A"]), tuple(c["energies_eV"]), dft)
+
+        return cls(curves=tuple(curve(c) for c in record["curves"]))
+
 
 def wall_check(model, frames: Sequence[Atoms]) -> WallCheck:
     """Pair curves of ``model`` on compressed-pair ``frames`` (info ``pair``, ``pair_distance_A``).
@@ -224,6 +236,25 @@ class StrategyResult:
             "cpu_s": round(self.cpu_s, 2),
         }
 
+    @classmethod
+    def from_dict(cls, record: Mapping) -> StrategyResult:
+        """The result back from ``as_dict`` (a shipped comparison; no model)."""
+        forgetting = record["forgetting"]
+        return cls(
+            name=record["name"],
+            description=record["description"],
+            mace_flags=record["mace_flags"],
+            n_train=record["n_train"],
+            n_replay=record["n_replay"],
+            target=ErrorMetrics(**record["target"]),
+            forgetting_before=ErrorMetrics(**forgetting["before"]),
+            forgetting=ErrorMetrics(**forgetting["after"]),
+            wall=None if record["wall"] is None else WallCheck.from_dict(record["wall"]),
+            md_verdict=record["md"]["verdict"],
+            md_reason=record["md"]["reason"],
+            cpu_s=record["cpu_s"],
+        )
+
     @property
     def forgetting_ratio(self) -> float:
         """Corpus force MAE after / before: 1 means nothing forgotten."""
@@ -250,6 +281,18 @@ class StrategyComparison:
             "start": self.start.as_dict(),
             "strategies": [r.as_dict() for r in self.results],
         }
+
+    @classmethod
+    def from_dict(cls, record: Mapping) -> StrategyComparison:
+        """The comparison back from ``as_dict``: a shipped one, for its table and plots."""
+        return cls(
+            model=record["model"],
+            dataset=record["dataset"],
+            corpus=record["corpus"],
+            shared=dict(record["shared_settings"]),
+            start=StrategyResult.from_dict(record["start"]),
+            results=tuple(StrategyResult.from_dict(r) for r in record["strategies"]),
+        )
 
     def table(self) -> str:
         head = (
@@ -291,6 +334,8 @@ def run_strategies(
     md_steps: int = 200,
     seed: int = 0,
     progress: bool = True,
+    n_test: int | None = None,
+    n_held_out: int | None = None,
     **shared,
 ) -> StrategyComparison:
     """Fine-tune ``model`` on ``n`` structures of ``dataset`` with each strategy in ``names``.
@@ -301,7 +346,9 @@ def run_strategies(
     model's, from the registry) whose held-out frames measure forgetting and
     whose training frames are replayed (``replay_n``, default ``n``).
     ``wall_frames`` are compressed-pair frames for ``wall_check`` (None:
-    no wall check). MD starts from the first test frame.
+    no wall check). MD starts from the first test frame. A budget for a
+    large model: ``n_test`` test structures per temperature and
+    ``n_held_out`` corpus frames for forgetting (seeded subsets; None: all).
     """
     from course_lib.finetune import regime_frames
     from course_lib.md import run_md
@@ -323,7 +370,9 @@ def run_strategies(
             f"{corpus} has no held-out frames (info split='test') to measure forgetting on"
         )
     corpus_pool, held_out = ds.train_test_split(corpus_frames, seed=0)
-    frames = regime_frames(dataset, n=n, seed=seed)
+    if n_held_out is not None:
+        held_out = ds.subset(held_out, min(n_held_out, len(held_out)), seed=seed)
+    frames = regime_frames(dataset, n=n, seed=seed, n_test=n_test)
     runner = RegimeRunner(model, frames.train, frames.test, pretraining_frames=held_out)
     dtype = shared.get("dtype", "float64")
     start = runner.start_model(dtype)
@@ -385,6 +434,23 @@ def run_strategies(
         start=start_result,
         results=tuple(results),
     )
+
+
+def comparison_key(model, dataset: str | os.PathLike, n: int) -> dict:
+    """The key a shipped comparison is stored under (``course strategies --ship``)."""
+    return {"model": str(model), "dataset": Path(str(dataset)).stem, "n": n}
+
+
+def shipped_comparison(model, dataset: str | os.PathLike, n: int):
+    """The shipped full-mode ``StrategyComparison`` for this key, and how it was made.
+
+    Returns (comparison, provenance: command, commit, sha256s, CPU s);
+    ``shipped.NotShippedError`` lists what is shipped when this is not.
+    """
+    from course_lib.shipped import shipped
+
+    record = shipped("strategies", comparison_key(model, dataset, n))
+    return StrategyComparison.from_dict(record.payload), record.provenance
 
 
 def _replay_frames(pool: Sequence[Atoms], n: int, weight: float, seed: int) -> list[Atoms]:

@@ -97,6 +97,7 @@ def test_every_strategy_runs_and_is_measured_on_every_axis(target_and_corpus, ti
     start_curve = comparison.start.wall.curves[0].energies_eV
     assert any(r.wall.curves[0].energies_eV != start_curve for r in comparison.results)
     record = comparison.as_dict()
+    assert st.StrategyComparison.from_dict(json.loads(json.dumps(record))).as_dict() == record
     assert {s["name"] for s in record["strategies"]} == set(st.STRATEGIES)
     assert {"before", "after", "force_mae_ratio"} <= set(record["strategies"][0]["forgetting"])
     assert "replay" in comparison.table()
@@ -145,3 +146,6 @@ def test_cli_json_lists_the_strategies(capsys, target_and_corpus, tiny_mace_file
     assert cli.main([*argv, "--shipped"]) == 0  # the stored result, no training
     back = json.loads(capsys.readouterr().out)
     assert back["strategies"] == record["strategies"] and back["shipped"]["cpu_s"] > 0
+    comparison, made_by = st.shipped_comparison(tiny_mace_file, target, 4)
+    assert [r.name for r in comparison.results] == ["closed-form", "naive"]
+    assert made_by["cpu_s"] > 0 and "command" in made_by

@@ -55,15 +55,14 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     import sys
     import time
-    from pathlib import Path
 
     from course_lib.cli import print_json, print_result
     from course_lib.shipped import command_provenance, ship, shipped
-    from course_lib.strategies import run_strategies
+    from course_lib.strategies import comparison_key, run_strategies
 
     if args.n < 1 or args.epochs < 1 or args.md_steps < 1:
         raise ValueError("--n, --epochs and --md-steps must be at least 1")
-    key = {"model": str(args.model), "dataset": Path(str(args.dataset)).stem, "n": args.n}
+    key = comparison_key(args.model, args.dataset, args.n)
     if args.shipped:
         record = shipped("strategies", key)
         if args.json:
