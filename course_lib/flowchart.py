@@ -110,6 +110,7 @@ class Thresholds:
     tuned_force_mae_meV_per_A: float = 50.0
     locked_fingerprint: str | None = field(default=None, compare=False)
     locked_at: str | None = field(default=None, compare=False)  # ISO 8601, UTC
+    locked_by: str | None = field(default=None, compare=False)  # where: "notebook 02", ...
 
     def __post_init__(self):
         for name in self.value_names():
@@ -140,10 +141,12 @@ class Thresholds:
         text = json.dumps(self.values(), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
 
-    def lock(self, *, now: datetime.datetime | None = None) -> Thresholds:
-        """A copy recording the current values' fingerprint and the time (UTC)."""
+    def lock(self, *, now: datetime.datetime | None = None, by: str | None = None) -> Thresholds:
+        """A copy recording the current values' fingerprint, the time (UTC) and who locked."""
         now = now or datetime.datetime.now(datetime.UTC)
-        return replace(self, locked_fingerprint=self.fingerprint(), locked_at=now.isoformat())
+        return replace(
+            self, locked_fingerprint=self.fingerprint(), locked_at=now.isoformat(), locked_by=by
+        )
 
     @property
     def locked(self) -> bool:
@@ -166,6 +169,7 @@ class Thresholds:
             "fingerprint": self.fingerprint(),
             "locked_fingerprint": self.locked_fingerprint,
             "locked_at": self.locked_at,
+            "locked_by": self.locked_by,
             "lock_state": self.lock_state,
         }
 
@@ -175,11 +179,60 @@ class Thresholds:
             f"tuned energy MAE     < {self.tuned_energy_mae_meV_per_atom:g} meV/atom",
             f"tuned force MAE      < {self.tuned_force_mae_meV_per_A:g} meV/Å",
             f"{self.lock_state}"
-            + (f" at {self.locked_at} ({self.locked_fingerprint[:12]})" if self.locked else ""),
+            + (f" at {self.locked_at} ({self.locked_fingerprint[:12]})" if self.locked else "")
+            + (f" by {self.locked_by}" if self.locked_by else ""),
         ]
         return "\n".join(lines)
 
     __str__ = table
+
+
+#: The lock notebook 02 records in the work directory, before its first parity number.
+LOCK_FILE = "thresholds-lock.json"
+
+
+def lock_thresholds(config=None, *, by: str = "notebook 02", folder=None) -> Thresholds:
+    """Lock course.toml's thresholds now and record the lock (``LOCK_FILE`` in the work dir).
+
+    Notebook 02 calls this before it prints its first error, so every later
+    notebook can check that the thresholds it uses are the ones fixed then.
+    """
+    from course_lib.data import atomic_write_text
+    from course_lib.paths import work_dir
+
+    thresholds = Thresholds.from_config(config).lock(by=by)
+    record = {
+        "values": thresholds.values(),
+        "locked_fingerprint": thresholds.locked_fingerprint,
+        "locked_at": thresholds.locked_at,
+        "locked_by": by,
+    }
+    atomic_write_text((folder or work_dir()) / LOCK_FILE, json.dumps(record, indent=1) + "\n")
+    return thresholds
+
+
+def locked_thresholds(config=None, *, folder=None) -> Thresholds:
+    """course.toml's thresholds, carrying the lock recorded by ``lock_thresholds``.
+
+    A value edited in course.toml since the lock no longer matches the
+    recorded fingerprint, so it reads "changed after lock" wherever it is
+    used. Without a recorded lock (notebook 02 not run in this work dir) the
+    thresholds are locked here and now, and ``locked_by`` says so.
+    """
+    from course_lib.paths import work_dir
+
+    thresholds = Thresholds.from_config(config)
+    path = (folder or work_dir()) / LOCK_FILE
+    try:
+        record = json.loads(path.read_text())
+        return replace(
+            thresholds,
+            locked_fingerprint=record["locked_fingerprint"],
+            locked_at=record["locked_at"],
+            locked_by=record["locked_by"],
+        )
+    except (FileNotFoundError, json.JSONDecodeError, KeyError):
+        return thresholds.lock(by="this notebook (no lock from notebook 02 was found)")
 
 
 # --------------------------------------------------------------------------- the decision

@@ -47,6 +47,7 @@
 
 # %%
 from course_lib import data as ds
+from course_lib import flowchart
 from course_lib import learning_curve as lc
 from course_lib import scaling_law as sl
 from course_lib.notebook import notebook_settings
@@ -179,12 +180,14 @@ learning_curve_figure(by_forces, metric="energy", title="energy MAE by structure
 
 # %% [markdown]
 # ## How many structures for a target?
-# The chapter's post-tuning force threshold (in `course.toml`, fixed before looking at the
-# data). The answer comes from the fitted law and from every bootstrap fit; where the target
+# The chapter's post-tuning force threshold, as locked in notebook 02 before any error was
+# seen (the line below says whether `course.toml` changed since). The answer comes from the fitted law and from every bootstrap fit; where the target
 # lies below the fitted floor B, more data of this kind will not reach it.
 
 # %%
-target_force = settings.config.thresholds["tuned_force_mae_meV_per_A"]  # meV/Å
+thresholds = flowchart.locked_thresholds()
+print(thresholds)
+target_force = thresholds.tuned_force_mae_meV_per_A  # meV/Å
 for label in regimes:
     print(f"{label}: {fits[label].n_for(target_force)}")
 
@@ -237,7 +240,7 @@ for name, keep in (("without smallest", n > n.min()), ("without largest", n < n.
 # that what you expected?
 
 # %% tags=["solution"]
-target_energy = settings.config.thresholds["tuned_energy_mae_meV_per_atom"]  # meV/atom
+target_energy = thresholds.tuned_energy_mae_meV_per_atom  # meV/atom
 for curve in (few_shot, energy_only):
     energy_fit = curve.fit("energy", seed=settings.seed)
     print(f"{curve.label}: α = {energy_fit.alpha:.2f}; {energy_fit.n_for(target_energy)}")

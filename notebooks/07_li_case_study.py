@@ -48,7 +48,7 @@
 # %%
 import numpy as np
 
-from course_lib import coverage, models, uncertainty, zero_shot
+from course_lib import coverage, flowchart, models, uncertainty, zero_shot
 from course_lib import data as ds
 from course_lib.coverage_reference import reference_histograms
 from course_lib.finetune import run_regime
@@ -245,12 +245,13 @@ print(after.comparison())
 # fine-tuning:
 
 # %%
-thresholds = settings.config.thresholds
+thresholds = flowchart.locked_thresholds()  # as locked in notebook 02
+print(thresholds)
 print(
     f"energy MAE {tuned.test.energy_mae_meV_per_atom:.1f} meV/atom "
-    f"(threshold {thresholds['tuned_energy_mae_meV_per_atom']:g}), "
+    f"(threshold {thresholds.tuned_energy_mae_meV_per_atom:g}), "
     f"force MAE {tuned.test.force_mae_meV_per_A:.0f} meV/Å "
-    f"(threshold {thresholds['tuned_force_mae_meV_per_A']:g})"
+    f"(threshold {thresholds.tuned_force_mae_meV_per_A:g})"
 )
 
 # %% [markdown]

@@ -46,7 +46,7 @@ from dataclasses import replace
 from IPython.display import display
 
 from course_lib import data as ds
-from course_lib.flowchart import Thresholds, decide, run_protocol
+from course_lib.flowchart import Thresholds, decide, locked_thresholds, run_protocol
 from course_lib.notebook import notebook_settings
 from course_lib.paths import work_dir
 from course_lib.plots.flowchart import flowchart_figure
@@ -66,12 +66,13 @@ n_train = settings.budget(fast=10, large_model=3, full=200)  # structures for a 
 # error is known can always be picked to pass, and then the test confirms whatever was
 # measured.
 #
-# `lock()` records a sha256 fingerprint of the values and the time. Editing a locked threshold
-# is possible, but the edited copy keeps the old fingerprint, so every report made with it says
-# "changed after lock"; locking only after the data were measured is flagged too.
+# Notebook 02 locked them before its first parity number: `lock()` records a sha256
+# fingerprint of the values and the time. Here we read that lock back. Editing a locked
+# threshold is possible, but the edited copy keeps the old fingerprint, so every report made
+# with it says "changed after lock"; locking only after the data were measured is flagged too.
 
 # %%
-thresholds = Thresholds.from_config().lock()
+thresholds = locked_thresholds()  # notebook 02's lock (or a lock made now, if 02 has not run)
 print(thresholds)
 
 # %% [markdown]

@@ -303,3 +303,21 @@ def test_widget_takes_inputs_from_a_runner_report():
 def test_only_mace_models_are_fine_tuned_by_default(tiny_mace, tiny_mace_file):
     assert fc.fine_tunable(tiny_mace) and fc.fine_tunable(str(tiny_mace_file))
     assert not fc.fine_tunable("chgnet-0.3.0")
+
+
+def test_notebook_02_lock_is_read_back_and_a_later_edit_of_course_toml_is_flagged(tmp_path):
+    from course_lib.config import load_config
+
+    toml = tmp_path / "course.toml"
+    toml.write_text("[thresholds]\ntuned_force_mae_meV_per_A = 50.0\n")
+    locked = fc.lock_thresholds(load_config(toml), folder=tmp_path)
+    read = fc.locked_thresholds(load_config(toml), folder=tmp_path)
+    assert read.lock_state == "locked" and read.locked_by == "notebook 02"
+    assert (read.locked_at, read.locked_fingerprint) == (locked.locked_at, locked.fingerprint())
+    # an instructor loosens the threshold after notebook 02 printed the errors
+    toml.write_text("[thresholds]\ntuned_force_mae_meV_per_A = 120.0\n")
+    edited = fc.locked_thresholds(load_config(toml), folder=tmp_path)
+    assert edited.lock_state == "changed after lock" and "by notebook 02" in edited.table()
+    # no lock recorded: locked now, and it says where
+    fresh = fc.locked_thresholds(load_config(toml), folder=tmp_path / "elsewhere")
+    assert fresh.lock_state == "locked" and "no lock from notebook 02" in fresh.locked_by
