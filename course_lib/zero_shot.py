@@ -53,6 +53,10 @@ class ErrorMetrics:
     force_rmse_meV_per_A: float
     stress_mae_meV_per_A3: float | None
     force_mae_by_element_meV_per_A: dict[str, float]
+    #: s of F_model ≈ s · F_DFT over every force component (least squares through the
+    #: origin): below 1 the model is *soft*, the systematic under-prediction of forces
+    #: that Deng et al. (npj Comput. Mater. 2025) found in foundation models.
+    force_slope: float | None = None
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -65,6 +69,8 @@ class ErrorMetrics:
             ("force MAE", f"{self.force_mae_meV_per_A:.1f} meV/Å"),
             ("force RMSE", f"{self.force_rmse_meV_per_A:.1f} meV/Å"),
         ]
+        if self.force_slope is not None:
+            rows.append(("force slope s", f"{self.force_slope:.3f} (F_model ≈ s · F_DFT)"))
         if self.stress_mae_meV_per_A3 is not None:
             rows.append(("stress MAE", f"{self.stress_mae_meV_per_A3:.2f} meV/Å³"))
         rows += [
@@ -371,7 +377,9 @@ def error_metrics(frames: Sequence[Atoms], predictions: Predictions) -> ErrorMet
     check_finite(frames, predictions)
     natoms = ds.n_atoms(frames)
     energy_err = (predictions.energies - ds.energies(frames)) / natoms * 1e3
-    force_err = np.concatenate(predictions.forces) - np.concatenate(ds.forces(frames))
+    model_forces = np.concatenate(predictions.forces)
+    dft_forces = np.concatenate(ds.forces(frames))
+    force_err = model_forces - dft_forces
     force_err_meV = force_err * 1e3
     symbols = np.concatenate([atoms.get_chemical_symbols() for atoms in frames])
     by_element = {
@@ -390,7 +398,16 @@ def error_metrics(frames: Sequence[Atoms], predictions: Predictions) -> ErrorMet
         force_rmse_meV_per_A=float(np.sqrt((force_err_meV**2).mean())),
         stress_mae_meV_per_A3=stress_mae,
         force_mae_by_element_meV_per_A=by_element,
+        force_slope=force_slope(dft_forces, model_forces),
     )
+
+
+def force_slope(reference_forces: np.ndarray, predicted_forces: np.ndarray) -> float | None:
+    """s minimising |F_predicted - s F_reference|² (through the origin); None if F_ref = 0."""
+    norm = float(np.sum(np.square(reference_forces)))
+    if norm == 0.0:
+        return None
+    return float(np.sum(reference_forces * predicted_forces) / norm)
 
 
 def evaluate(

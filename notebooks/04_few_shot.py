@@ -214,6 +214,15 @@ training.regime_errors(few_shot)
 # %%
 parity.regime_parity(few_shot, frames.test, quantity="forces")
 
+# %% [markdown]
+# Each panel's title also gives the force slope s (`F_model ≈ s · F_DFT`; notebook 02): below
+# 1 the model's forces are too soft. Side by side:
+
+# %%
+print(f"zero-shot: s = {start.raw.force_slope:.2f}")
+for label, result in few_shot.items():
+    print(f"{label}: s = {result.test.force_slope:.2f}")
+
 # %%
 parity.regime_parity(few_shot, frames.test, quantity="energy")
 

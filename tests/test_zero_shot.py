@@ -37,6 +37,22 @@ def test_metrics_match_hand_computed_values(frames):
     assert "15.0 meV/atom" in m.table()
 
 
+def test_force_slope_recovers_a_planted_softening_and_ignores_orthogonal_noise(frames):
+    # a soft model: every force scaled by 0.8, plus noise orthogonal to the DFT forces
+    rng = np.random.default_rng(1)
+    forces = []
+    for f in ds.forces(frames):
+        noise = rng.standard_normal(f.shape)
+        noise -= f * np.sum(noise * f) / np.sum(f * f)  # no component along this frame's F
+        forces.append(0.8 * f + 0.05 * noise)
+    soft = zs.Predictions(model="soft", energies=ds.energies(frames), forces=forces)
+    metrics = zs.error_metrics(frames, soft)
+    assert metrics.force_slope == pytest.approx(0.8, abs=1e-12)
+    assert "force slope s" in metrics.table()
+    exact = zs.Predictions(model="exact", energies=ds.energies(frames), forces=ds.forces(frames))
+    assert zs.error_metrics(frames, exact).force_slope == pytest.approx(1.0)
+
+
 def test_alignment_recovers_planted_per_element_offsets_exactly(frames):
     planted = {"Al": 0.731, "Cu": -1.25}
     predictions = shifted_predictions(frames, planted)

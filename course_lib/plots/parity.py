@@ -96,7 +96,10 @@ def force_parity(result, **layout) -> go.Figure:
         )
     _diagonal(fig, float(min(ref.min(), pred.min())), float(max(ref.max(), pred.max())))
     fig.update_layout(
-        title=f"{result.model}: forces, MAE {result.raw.force_mae_meV_per_A:.0f} meV/Å",
+        title=(
+            f"{result.model}: forces, MAE {result.raw.force_mae_meV_per_A:.0f} meV/Å"
+            + _slope_text(result.raw)
+        ),
         xaxis_title="DFT force component (eV/Å)",
         yaxis_title=f"{result.model} force component (eV/Å)",
         **{**_LAYOUT, **layout},
@@ -218,5 +221,11 @@ def _regime_panels(results: Mapping, *, zero_shot: bool, energy: bool) -> list[t
 
 def _panel_title(title: str, metrics, quantity: str) -> str:
     if quantity == "forces":
-        return f"{title}<br>MAE {metrics.force_mae_meV_per_A:.0f} meV/Å"
+        return f"{title}<br>MAE {metrics.force_mae_meV_per_A:.0f} meV/Å{_slope_text(metrics)}"
     return f"{title}<br>MAE {metrics.energy_mae_meV_per_atom:.1f} meV/atom"
+
+
+def _slope_text(metrics) -> str:
+    """", slope s = 0.87" for a title (s < 1: the model's forces are too soft)."""
+    slope = getattr(metrics, "force_slope", None)
+    return "" if slope is None else f", slope s = {slope:.2f}"
