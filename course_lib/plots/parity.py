@@ -226,6 +226,6 @@ def _panel_title(title: str, metrics, quantity: str) -> str:
 
 
 def _slope_text(metrics) -> str:
-    """", slope s = 0.87" for a title (s < 1: the model's forces are too soft)."""
+    """ ", slope s = 0.87" for a title (s < 1: the model's forces are too soft)."""
     slope = getattr(metrics, "force_slope", None)
     return "" if slope is None else f", slope s = {slope:.2f}"
