@@ -489,3 +489,73 @@ def winners(comparison: StrategyComparison) -> Mapping[str, str]:
         "least forgetting": min(results, key=lambda r: r.forgetting.force_mae_meV_per_A).name,
         "cheapest": min(results, key=lambda r: r.cpu_s).name,
     }
+
+
+#: Corpus force MAE after / before up to which a strategy "keeps" pre-training accuracy.
+KEEPS_PRETRAINING_RATIO = 1.5
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One finding of the 2026 strategies benchmark, checked against a comparison."""
+
+    claim: str
+    holds: bool
+    measured: str
+
+    def __str__(self) -> str:
+        return f"{'holds' if self.holds else 'does not hold'}: {self.claim} ({self.measured})"
+
+
+def benchmark_findings(comparison: StrategyComparison) -> list[Finding]:
+    """The benchmark's findings (Tompa et al., arXiv 2606.12704), each checked on ``comparison``.
+
+    Naive fine-tuning best on the target alone; only replay keeps
+    pre-training accuracy (corpus force MAE within ``KEEPS_PRETRAINING_RATIO``
+    of its value before) and the repulsive wall; replay costs 3-15x the
+    compute. Findings whose strategies are missing are left out.
+    """
+    by_name = {r.name: r for r in comparison.results}
+    findings = []
+    if "naive" in by_name:
+        alone = [r for r in comparison.results if r.name != "replay"]
+        best = min(alone, key=lambda r: r.target.force_mae_meV_per_A)
+        findings.append(
+            Finding(
+                "naive fine-tuning is best on the target alone (replay aside)",
+                best.name == "naive",
+                f"lowest target force MAE without replay: {best.name}, "
+                f"{best.target.force_mae_meV_per_A:.1f} meV/Å",
+            )
+        )
+    if "replay" in by_name:
+        keep = [r.name for r in comparison.results if r.forgetting_ratio <= KEEPS_PRETRAINING_RATIO]
+        ratios = ", ".join(f"{r.name} {r.forgetting_ratio:.2f}" for r in comparison.results)
+        findings.append(
+            Finding(
+                "only replay keeps pre-training accuracy "
+                f"(corpus force MAE after/before <= {KEEPS_PRETRAINING_RATIO})",
+                keep == ["replay"],
+                f"after/before: {ratios}",
+            )
+        )
+        checked = [r for r in comparison.results if r.wall is not None]
+        if checked:
+            holding = [r.name for r in checked if r.wall.holds]
+            findings.append(
+                Finding(
+                    "only replay keeps the repulsive wall",
+                    holding == ["replay"],
+                    f"walls that hold: {', '.join(holding) or 'none'}",
+                )
+            )
+        if "naive" in by_name and by_name["naive"].cpu_s > 0:
+            ratio = by_name["replay"].cpu_s / by_name["naive"].cpu_s
+            findings.append(
+                Finding(
+                    "replay costs 3-15x the compute of naive fine-tuning",
+                    3.0 <= ratio <= 15.0,
+                    f"{ratio:.1f}x ({by_name['replay'].n_replay} corpus frames replayed)",
+                )
+            )
+    return findings

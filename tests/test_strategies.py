@@ -149,3 +149,58 @@ def test_cli_json_lists_the_strategies(capsys, target_and_corpus, tiny_mace_file
     comparison, made_by = st.shipped_comparison(tiny_mace_file, target, 4)
     assert [r.name for r in comparison.results] == ["closed-form", "naive"]
     assert made_by["cpu_s"] > 0 and "command" in made_by
+
+
+def test_benchmark_findings_are_computed_from_the_numbers():
+    from course_lib.zero_shot import ErrorMetrics
+
+    def metrics(force):
+        return ErrorMetrics(1, 1, 1.0, 1.0, force, force, None, {})
+
+    def result(name, target, after, cpu, wall_holds):
+        curve = st.PairCurve("Li-Li", (1.0, 2.0), (1.0 if wall_holds else -1.0, 0.0), None)
+        return st.StrategyResult(
+            name,
+            "",
+            "",
+            10,
+            10 if name == "replay" else 0,
+            metrics(target),
+            metrics(10.0),
+            metrics(after),
+            st.WallCheck((curve,)),
+            "stable",
+            "",
+            cpu,
+        )
+
+    start = result("zero-shot", 100.0, 10.0, 0.0, True)
+    textbook = st.StrategyComparison(
+        "m",
+        "d",
+        "c",
+        {},
+        start,
+        (
+            result("naive", 20.0, 40.0, 10.0, False),
+            result("frozen", 60.0, 20.0, 5.0, False),
+            result("replay", 25.0, 11.0, 50.0, True),
+        ),
+    )
+    assert all(f.holds for f in st.benchmark_findings(textbook))
+    # frozen keeps the corpus too, naive keeps its wall, replay is cheap: three findings fail
+    other = st.StrategyComparison(
+        "m",
+        "d",
+        "c",
+        {},
+        start,
+        (
+            result("naive", 20.0, 40.0, 10.0, True),
+            result("frozen", 60.0, 12.0, 5.0, False),
+            result("replay", 15.0, 11.0, 12.0, True),
+        ),
+    )
+    verdicts = [f.holds for f in st.benchmark_findings(other)]
+    assert verdicts == [True, False, False, False]
+    assert "1.2x" in str(st.benchmark_findings(other)[-1])
