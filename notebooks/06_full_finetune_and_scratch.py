@@ -205,8 +205,9 @@ if reference is not None:
 # A 2026 benchmark of seven strategies (Tompa et al.) reported four findings. Each is checked
 # below against the shipped numbers, not assumed: a finding "holds" only if these
 # measurements show it ("keeps pre-training accuracy" means the corpus force MAE grows by at
-# most `strategies.KEEPS_PRETRAINING_RATIO`). Where our miniature differs, the reason is in the
-# numbers: a small model, a small corpus of near-equilibrium frames, one head for replay.
+# most `strategies.KEEPS_PRETRAINING_RATIO`). Where our miniature differs, candidate reasons
+# (not tested here) are its small model, its small corpus of ~3-atom relaxation frames and
+# replay with one head instead of mace-torch's two.
 
 # %%
 if reference is not None:
