@@ -395,8 +395,11 @@ def fit_readouts_closed_form(
     """
     if refit_e0s:
         warn_if_compositions_collinear(frames)
-    cache = design_cache if design_cache is not None else DesignCache()
-    design = cache.design(model, frames, with_forces=weights.forces > 0, batch_size=batch_size)
+    with_forces = weights.forces > 0
+    if design_cache is None:  # no digest of the model's weights for a one-off fit
+        design = readout_design(model, frames, with_forces=with_forces, batch_size=batch_size)
+    else:
+        design = design_cache.design(model, frames, with_forces=with_forces, batch_size=batch_size)
     equations = normal_equations(design, frames, weights=weights, with_e0s=refit_e0s)
     delta, precision = solve_readouts(equations, ridge=ridge)
     noise, covariance = posterior_of(equations, delta, precision)
