@@ -271,3 +271,23 @@ def test_mini_omat_leaves_out_the_target_and_is_off_equilibrium():
     assert strains and all(0.05 <= abs(eps) <= 0.10 for eps in strains)
     n_test = sum(job.atoms.info["split"] == "test" for job in jobs)
     assert 0.05 < n_test / len(jobs) < 0.15
+
+
+def test_mini_omat_capping_keeps_every_other_job_exactly():
+    """Revision 2 drops the costly formulas' later jobs; what stays is revision 1's, unchanged."""
+    from course_lib.dft_recipes import mini_omat_jobs
+
+    full = {job.key: job for job in mini_omat_jobs(21, md_runs=0)}
+    capped = mini_omat_jobs(21, md_runs=0, capped={"Na2S": 2, "Mg2Si": 1}, n_extra=5)
+    formulas = [job.atoms.info["formula"] for job in capped]
+    assert formulas.count("Na2S") == 2 and formulas.count("Mg2Si") == 1
+    kept = [job for job in capped if job.key in full]
+    extra = [job for job in capped if job.key not in full]
+    assert len(extra) == 5 and not {"Na2S", "Mg2Si"} & {j.atoms.info["formula"] for j in extra}
+    assert min(int(job.key[:4]) for job in extra) == len(full)
+    for job in kept:
+        np.testing.assert_array_equal(job.atoms.positions, full[job.key].atoms.positions)
+        assert job.atoms.info["split"] == full[job.key].atoms.info["split"]
+    # the first capped-formula jobs in job order are the ones kept
+    first_na2s = [k for k in full if full[k].atoms.info["formula"] == "Na2S"][:2]
+    assert [j.key for j in kept if j.atoms.info["formula"] == "Na2S"] == first_na2s
