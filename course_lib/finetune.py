@@ -83,7 +83,8 @@ class FineTuneSettings:
     the learning rate. ``valid_fraction`` of the training frames are held
     out for validation when no validation frames are given. ``ridge`` is the
     closed form's L2 pull (relative to the mean diagonal of its normal matrix).
-    ``lora_rank`` and ``lora_alpha`` shape the low-rank adapters of
+    ``min_epoch_frames`` makes each epoch of a small training set repeat it
+    (``training.train``). ``lora_rank`` and ``lora_alpha`` shape the low-rank adapters of
     ``trainable="lora"`` (mace-torch's ``--lora_rank``, ``--lora_alpha``).
     """
 
@@ -104,6 +105,7 @@ class FineTuneSettings:
     lr_patience: int = 3
     lr_factor: float = 0.5
     valid_fraction: float = 0.1
+    min_epoch_frames: int = 0
     lora_rank: int = 4
     lora_alpha: float = 1.0
     seed: int = 0
@@ -139,6 +141,8 @@ class FineTuneSettings:
             raise ValueError(f"valid_fraction must lie in (0, 1), got {self.valid_fraction}")
         if self.max_epochs < 1 or self.batch_size < 1 or self.lora_rank < 1:
             raise ValueError("max_epochs, batch_size and lora_rank must be >= 1")
+        if self.min_epoch_frames < 0:
+            raise ValueError(f"min_epoch_frames must be >= 0, got {self.min_epoch_frames}")
         self.weights  # noqa: B018  (LossWeights checks the three weights)
 
     @property
@@ -359,6 +363,7 @@ def fine_tune(
             lr_patience=s.lr_patience,
             lr_factor=s.lr_factor,
             seed=s.seed,
+            min_epoch_frames=s.min_epoch_frames,
             progress=s.progress,
         )
     if lora:  # fold the adapters into the weights: a plain MACE again, as mace-torch saves it
@@ -639,6 +644,7 @@ class RegimeRunner:
         self,
         *,
         train_frames: Sequence[Atoms] | None = None,
+        valid_frames: Sequence[Atoms] | None = None,
         out: str | os.PathLike | None = None,
         settings: FineTuneSettings | None = None,
         **overrides,
@@ -646,7 +652,9 @@ class RegimeRunner:
         """Fit one regime (the runner's settings, then ``settings``, then keywords) and measure it.
 
         ``train_frames`` replaces the runner's training frames for this fit
-        (e.g. with replayed corpus frames added). ``out``: see ``run_regime``.
+        (e.g. with replayed corpus frames added); ``valid_frames`` are the
+        early-stopping frames (None: split off the training frames).
+        ``out``: see ``run_regime``.
         """
         from course_lib.paths import work_dir
 
@@ -657,7 +665,7 @@ class RegimeRunner:
         start = self.start_model(dtype)
         tuner.model = start
         began, began_cpu = time.perf_counter(), time.process_time()
-        tuner.fit(train_frames, design_cache=self.design_cache)
+        tuner.fit(train_frames, valid_frames, design_cache=self.design_cache)
         fit_time, fit_cpu = time.perf_counter() - began, time.process_time() - began_cpu
         path = None
         if out is not None:
@@ -712,6 +720,7 @@ def run_regime(
     *,
     out: str | os.PathLike | None = None,
     pretraining_frames: Sequence[Atoms] | None = None,
+    valid_frames: Sequence[Atoms] | None = None,
     settings: FineTuneSettings | None = None,
     **overrides,
 ) -> RegimeResult:
@@ -726,7 +735,7 @@ def run_regime(
     Several regimes on the same frames: ``RegimeRunner`` shares their common work.
     """
     runner = RegimeRunner(model, train_frames, test_frames, pretraining_frames=pretraining_frames)
-    return runner(out=out, settings=settings, **overrides)
+    return runner(valid_frames=valid_frames, out=out, settings=settings, **overrides)
 
 
 # --------------------------------------------------------------------------- regimes compared

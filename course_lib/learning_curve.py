@@ -238,10 +238,19 @@ def frames_hash(frames: Sequence[Atoms]) -> str:
 
 
 def run_key(
-    *, model: str, regime: str, n_train: int, seed: int, energy_only: bool, settings, train, test
+    *,
+    model: str,
+    regime: str,
+    n_train: int,
+    seed: int,
+    energy_only: bool,
+    settings,
+    train,
+    test,
+    valid=None,
 ) -> dict:
     """The JSON-able identity of one run: same key, same numbers."""
-    return {
+    key = {
         "model": model,
         "regime": regime,
         "n_train": int(n_train),
@@ -251,6 +260,9 @@ def run_key(
         "train_sha256": frames_hash(train),
         "test_sha256": frames_hash(test),
     }
+    if valid is not None:  # absent otherwise: keys of runs stored before stay valid
+        key["valid_sha256"] = frames_hash(valid)
+    return key
 
 
 def keyed_settings(regime: str, settings: Mapping) -> dict:
@@ -286,6 +298,12 @@ def shipped_key(
         "variant": variant,
         "labels": "E" if energy_only else "EF",
     }
+
+
+def _overlap(frames: Sequence[Atoms], others: Sequence[Atoms]) -> bool:
+    """Whether any frame of ``frames`` is also in ``others`` (same numbers, cell and positions)."""
+    seen = {frames_hash([a]) for a in others}
+    return any(frames_hash([a]) in seen for a in frames)
 
 
 def run_path(key: dict, folder: Path) -> Path:
@@ -358,6 +376,7 @@ def run_learning_curve(
     sizes: Sequence[int] = DEFAULT_SIZES,
     seeds: int | Sequence[int] = 3,
     energy_only: bool = False,
+    valid_frames: Sequence[Atoms] | None = None,
     zero_shot: bool = True,
     cache: bool = True,
     cache_dir: str | os.PathLike | None = None,
@@ -371,8 +390,10 @@ def run_learning_curve(
     (scratch only). ``settings`` are ``FineTuner`` keywords (``max_epochs``,
     ``solver``, ``architecture``, ...); ``energy_only=True`` sets
     ``forces_weight=0``. ``seeds`` is a count (0, 1, ...) or explicit seeds;
-    one seed draws nested subsets as N grows. N counts every structure given
-    to training, the validation share (``valid_fraction``) included. Each run is stored under
+    one seed draws nested subsets as N grows. ``valid_frames``: one fixed
+    early-stopping set for every gradient run (keep it out of ``train_pool``);
+    N then counts training structures only. Without it, each run splits
+    ``valid_fraction`` off its N structures (N counts both). Each run is stored under
     ``cache_dir`` (default ``work_dir("learning-curves")``) as soon as it
     finishes; with ``cache=True`` stored runs with the same key are read
     instead of retrained. ``zero_shot`` adds the starting model's test errors
@@ -394,6 +415,13 @@ def run_learning_curve(
     train_pool, test_frames = list(train_pool), list(test_frames)
     ds.validate_frames(train_pool, source="train_pool", require_pbc=False)
     ds.validate_frames(test_frames, source="test_frames", require_pbc=False)
+    if valid_frames is not None:
+        valid_frames = list(valid_frames)
+        ds.validate_frames(valid_frames, source="valid_frames", require_pbc=False)
+        if _overlap(valid_frames, train_pool + test_frames):
+            raise ValueError(
+                "valid_frames overlap the training pool or the test frames; take them out"
+            )
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     if not seed_list:
         raise ValueError("need at least one seed")
@@ -417,6 +445,7 @@ def run_learning_curve(
             settings=settings_key,
             train=train,
             test=test_frames,
+            valid=valid_frames,
         )
         runs.append(
             _PlannedRun(n_train=n, seed=seed, train=train, key=key, path=run_path(key, folder))
@@ -428,10 +457,12 @@ def run_learning_curve(
         logger.info("closed-form runs share one design pass: trained here, not on Dask")
     if todo and scheduler is not None and not run_settings.shares_design:
         points.update(
-            _train_on_cluster(todo, scheduler, loaded, test_frames, run_settings, progress)
+            _train_on_cluster(
+                todo, scheduler, loaded, test_frames, run_settings, progress, valid_frames
+            )
         )
     else:
-        points.update(_train_here(todo, loaded, test_frames, run_settings, progress))
+        points.update(_train_here(todo, loaded, test_frames, run_settings, progress, valid_frames))
     reference = None
     if zero_shot and model is not None and regime != "scratch":
         reference = _cached_zero_shot(loaded, key_of_model, test_frames, folder, cache=cache)
@@ -459,7 +490,9 @@ class _PlannedRun:
     path: Path
 
 
-def _train_here(runs, loaded, test_frames, settings: FineTuneSettings, progress: bool) -> dict:
+def _train_here(
+    runs, loaded, test_frames, settings: FineTuneSettings, progress: bool, valid_frames=None
+) -> dict:
     """Train ``runs`` one after the other in this process; their points by result path."""
     from tqdm.auto import tqdm
 
@@ -476,7 +509,12 @@ def _train_here(runs, loaded, test_frames, settings: FineTuneSettings, progress:
         def train_one(run):
             model = loaded.get()
             return _train_and_store(
-                run, trainer=run_regime, model=model, test_frames=test_frames, settings=settings
+                run,
+                trainer=run_regime,
+                model=model,
+                test_frames=test_frames,
+                settings=settings,
+                valid_frames=valid_frames,
             )
 
     points = {}
@@ -488,7 +526,9 @@ def _train_here(runs, loaded, test_frames, settings: FineTuneSettings, progress:
     return points
 
 
-def _train_on_cluster(runs, scheduler, loaded, test_frames, settings, progress: bool) -> dict:
+def _train_on_cluster(
+    runs, scheduler, loaded, test_frames, settings, progress: bool, valid_frames=None
+) -> dict:
     """Train ``runs`` as Dask tasks (``_train_and_store`` on the workers); points by result path.
 
     The model and test frames go to each worker once; a task's error is raised here.
@@ -497,7 +537,7 @@ def _train_on_cluster(runs, scheduler, loaded, test_frames, settings, progress: 
 
     points = {}
     with dask_client(scheduler) as client:
-        shared = {"model": loaded.get(), "test_frames": test_frames}
+        shared = {"model": loaded.get(), "test_frames": test_frames, "valid_frames": valid_frames}
         tasks = map_unordered(
             client,
             _train_and_store,
@@ -515,7 +555,9 @@ def _train_on_cluster(runs, scheduler, loaded, test_frames, settings, progress: 
     return points
 
 
-def _train_and_store(run: _PlannedRun, *, trainer, model, test_frames, settings) -> CurvePoint:
+def _train_and_store(
+    run: _PlannedRun, *, trainer, model, test_frames, settings, valid_frames=None
+) -> CurvePoint:
     """Train one run with ``trainer`` (``run_regime``), test it, store its file; its point.
 
     Runs here or on a Dask worker; the run's seed goes into ``settings``.
@@ -526,6 +568,7 @@ def _train_and_store(run: _PlannedRun, *, trainer, model, test_frames, settings)
         model,
         run.train,
         test_frames,
+        valid_frames=valid_frames,
         settings=dataclasses.replace(settings, seed=run.seed, progress=False),
     )
     remove_partial_writes(run.path, older_than_s=60.0)
@@ -606,3 +649,109 @@ class _LazyModel:
 
             self.module_ = load_model(self.model, dtype=self.dtype)
         return self.module_
+
+
+# --------------------------------------------------------------------------- learning rate
+
+
+@dataclass(frozen=True)
+class LearningRateSweep:
+    """Validation errors of one regime trained at several learning rates; the rate chosen.
+
+    Chosen on the validation loss (what early stopping watches), never on the
+    test set. ``epochs`` is the best validation epoch of each run.
+    """
+
+    regime: str
+    n_train: int
+    seed: int
+    lrs: tuple[float, ...]
+    valid_loss: tuple[float, ...]
+    valid_energy_mae_meV_per_atom: tuple[float, ...]
+    valid_force_mae_meV_per_A: tuple[float, ...]
+    best_epochs: tuple[int, ...]
+
+    @property
+    def best_lr(self) -> float:
+        return self.lrs[int(np.nanargmin(self.valid_loss))]
+
+    def as_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "best_lr": self.best_lr}
+
+    @classmethod
+    def from_dict(cls, record: Mapping) -> LearningRateSweep:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in record.items() if k in names}
+        )
+
+    def table(self) -> str:
+        rows = [f"learning-rate sweep, {self.regime}, N = {self.n_train}, seed {self.seed}:"]
+        for lr, loss, e, f, epoch in zip(
+            self.lrs,
+            self.valid_loss,
+            self.valid_energy_mae_meV_per_atom,
+            self.valid_force_mae_meV_per_A,
+            self.best_epochs,
+        ):
+            mark = "  <- chosen" if lr == self.best_lr else ""
+            rows.append(
+                f"  lr {lr:g}: validation loss {loss:.4g}, E {e:.1f} meV/atom, "
+                f"F {f:.1f} meV/Å (best epoch {epoch}){mark}"
+            )
+        return "\n".join(rows)
+
+
+def sweep_learning_rate(
+    model,
+    train_pool: Sequence[Atoms],
+    valid_frames: Sequence[Atoms],
+    *,
+    regime: str,
+    lrs: Sequence[float],
+    n_train: int,
+    seed: int = 0,
+    energy_only: bool = False,
+    progress: bool = True,
+    **settings,
+) -> LearningRateSweep:
+    """Train ``regime`` on ``subset(train_pool, n_train, seed)`` at each rate in ``lrs``; score on ``valid_frames``.
+
+    The chapter's hygiene applied to a hyper-parameter: the rate is chosen on
+    validation frames before any learning-curve point is measured on the test set.
+    """
+    from tqdm.auto import tqdm
+
+    from course_lib.finetune import FineTuner
+
+    if not lrs or any(not (lr > 0 and np.isfinite(lr)) for lr in lrs):
+        raise ValueError(f"learning rates must be positive and finite, got {list(lrs)}")
+    train = ds.subset(list(train_pool), min(n_train, len(train_pool)), seed=seed)
+    loaded = _LazyModel(model, dtype=settings.get("dtype", "float64"))
+    rows = []
+    for lr in tqdm(list(lrs), desc=f"{regime} lr sweep", disable=not progress):
+        tuner = FineTuner(
+            model=loaded.get(),
+            regime=regime,
+            lr=float(lr),
+            seed=seed,
+            progress=False,
+            forces_weight=0.0 if energy_only else LossWeights.forces,
+            **settings,
+        ).fit(train, list(valid_frames))
+        h = tuner.history_
+        best = h.epoch.index(h.best_epoch)
+        rows.append(
+            (h.valid_loss[best], h.valid_energy_mae[best], h.valid_force_mae[best], h.best_epoch)
+        )
+    loss, energy, force, epochs = zip(*rows)
+    return LearningRateSweep(
+        regime=regime,
+        n_train=len(train),
+        seed=seed,
+        lrs=tuple(float(lr) for lr in lrs),
+        valid_loss=tuple(float(v) for v in loss),
+        valid_energy_mae_meV_per_atom=tuple(float(v) for v in energy),
+        valid_force_mae_meV_per_A=tuple(float(v) for v in force),
+        best_epochs=tuple(int(v) for v in epochs),
+    )

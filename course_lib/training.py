@@ -194,6 +194,7 @@ def train(
     lr_patience: int = 3,
     lr_factor: float = 0.5,
     seed: int = 0,
+    min_epoch_frames: int = 0,
     progress: bool = True,
 ) -> TrainingHistory:
     """Adam on the parameters that require grad; keeps the best validation state.
@@ -202,6 +203,11 @@ def train(
     without validation improvement, training stops after ``patience`` such
     epochs, and the model ends with the weights of its best validation epoch.
     Batches are shuffled by a generator seeded with ``seed``.
+
+    ``min_epoch_frames``: an epoch passes over the training frames as many
+    times as it takes to see at least this many, so that on 1 or 10
+    structures an epoch still holds several gradient steps and the schedule,
+    patience and validation cost per step stay those of a large set.
     """
     from tqdm.auto import tqdm
 
@@ -214,7 +220,10 @@ def train(
         optimizer, factor=lr_factor, patience=lr_patience
     )
     pull = _l2_pull(parameters, l2_pull) if l2_pull > 0 else None
-    train_loader = graph_loader(train_frames, model, batch_size=batch_size, shuffle=True, seed=seed)
+    repeats = max(1, -(-min_epoch_frames // max(1, len(train_frames))))
+    train_loader = graph_loader(
+        list(train_frames) * repeats, model, batch_size=batch_size, shuffle=True, seed=seed
+    )
     valid_loader = graph_loader(valid_frames, model, batch_size=batch_size)
 
     rows = [(0, _EpochStats(), _run_epoch(model, valid_loader, weights), lr)]

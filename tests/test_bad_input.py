@@ -269,3 +269,15 @@ def test_running_a_notebook_emits_no_unencrypted_tcp_warning(tmp_path, capfd, ca
     seen = captured.out + captured.err + caplog.text + " ".join(str(w.message) for w in recwarn)
     assert "without encryption" not in seen
     assert "Executing notebook with kernel" not in captured.err  # only the summary table shows
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--lrs", "1e-3,1e-2"], "give --valid N"),
+        (["--valid", "999"], "the training pool has"),
+    ],
+)
+def test_learning_curve_validation_options_fail_in_one_line(capsys, emt_dataset, extra, message):
+    argv = ["--dataset", str(emt_dataset), "--regime", "scratch", "--sizes", "2", *extra]
+    assert message in one_line_error(capsys, "learning-curve", *argv)

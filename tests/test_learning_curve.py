@@ -174,9 +174,10 @@ class StubTrainer:
         self.calls = []
         self.fail_on_call = fail_on_call
 
-    def __call__(self, model, train, test, *, settings):
+    def __call__(self, model, train, test, *, settings, valid_frames=None):
         seed, forces_weight = settings.seed, settings.forces_weight
         self.calls.append((len(train), seed, forces_weight))
+        self.valid = valid_frames
         if self.fail_on_call == len(self.calls):
             raise KeyboardInterrupt("interrupted")
         mae = float(sl.power_law(len(train), 100.0, 0.5, 5.0)) + 0.1 * seed
@@ -235,6 +236,81 @@ def test_an_interrupted_curve_resumes_where_it_stopped(pool_and_test, monkeypatc
     curve = lc.run_learning_curve(None, pool, test, **options)
     assert sorted(call[0] for call in resumed.calls) == [3, 8]
     assert [p.n_train for p in curve.points] == [3, 5, 8]
+
+
+def test_a_fixed_validation_set_reaches_every_run_and_is_keyed(pool_and_test, monkeypatch):
+    pool, test = pool_and_test
+    valid, pool = pool[:3], pool[3:]
+    stub = StubTrainer()
+    monkeypatch.setattr(lc, "run_regime", stub)
+    options = dict(regime="scratch", sizes=(2, 4), seeds=1, progress=False, max_epochs=1)
+    lc.run_learning_curve(None, pool, test, **options)
+    assert stub.valid is None and len(stub.calls) == 2
+    lc.run_learning_curve(None, pool, test, valid_frames=valid, **options)
+    assert stub.valid == valid and len(stub.calls) == 4  # another key: trained again
+    lc.run_learning_curve(None, pool, test, valid_frames=valid, **options)
+    assert len(stub.calls) == 4
+    with pytest.raises(ValueError, match="overlap"):
+        lc.run_learning_curve(None, pool, test, valid_frames=[pool[0]], **options)
+
+
+def test_small_training_sets_repeat_within_an_epoch(tiny_mace):
+    """min_epoch_frames: 2 structures, batch 2, at least 8 frames per epoch -> 4 steps per epoch."""
+    from course_lib import training
+
+    frames = emt_frames(3, seed=5)
+    steps = []
+    model = copy_of(tiny_mace)
+
+    class Counting(torch.optim.Adam):
+        def step(self, *args, **kwargs):
+            steps.append(1)
+            return super().step(*args, **kwargs)
+
+    original = torch.optim.Adam
+    torch.optim.Adam = Counting
+    try:
+        training.train(model, frames[:2], frames[2:], max_epochs=2, batch_size=2, progress=False)
+        assert len(steps) == 2  # one batch per epoch
+        training.train(
+            model,
+            frames[:2],
+            frames[2:],
+            max_epochs=2,
+            batch_size=2,
+            min_epoch_frames=8,
+            progress=False,
+        )
+        assert len(steps) == 2 + 8
+    finally:
+        torch.optim.Adam = original
+
+
+def copy_of(model):
+    import copy
+
+    return copy.deepcopy(model)
+
+
+def test_lr_sweep_chooses_the_rate_that_learns_on_validation(tiny_mace):
+    pool, valid = emt_frames(8, seed=6), emt_frames(3, seed=7)
+    sweep = lc.sweep_learning_rate(
+        tiny_mace,
+        pool,
+        valid,
+        regime="full",
+        lrs=(1e-12, 1e-2),
+        n_train=6,
+        max_epochs=4,
+        batch_size=3,
+        progress=False,
+    )
+    assert sweep.best_lr == 1e-2 and sweep.n_train == 6
+    assert sweep.valid_loss[1] < sweep.valid_loss[0]
+    assert lc.LearningRateSweep.from_dict(json.loads(json.dumps(sweep.as_dict()))) == sweep
+    assert "<- chosen" in sweep.table()
+    with pytest.raises(ValueError, match="positive"):
+        lc.sweep_learning_rate(tiny_mace, pool, valid, regime="full", lrs=(0.0,), n_train=2)
 
 
 def test_sizes_are_capped_by_the_pool():

@@ -28,8 +28,42 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--seeds", type=int, default=3, help="seeds per size (default 3)")
     parser.add_argument("--energy-only", action="store_true", help="leave forces out of the loss")
     parser.add_argument("--solver", choices=("gradient", "closed-form"), default="gradient")
-    parser.add_argument("--trainable", choices=("readouts", "last-layer"), default="readouts")
-    parser.add_argument("--epochs", type=int, default=50)
+    parser.add_argument(
+        "--trainable",
+        choices=("readouts", "last-layer", "freeze-5"),
+        default="readouts",
+        help="few-shot gradient: what trains (freeze-5: mace-torch's --freeze 5, products+readouts)",
+    )
+    parser.add_argument("--epochs", type=int, default=50, help="most epochs per run")
+    parser.add_argument(
+        "--patience", type=int, help="epochs without validation gain that stop a run"
+    )
+    parser.add_argument(
+        "--valid",
+        type=int,
+        default=0,
+        metavar="N",
+        help=(
+            "hold N frames of the training pool out as one fixed early-stopping set for every "
+            "run (default 0: each run splits a tenth off its own N)"
+        ),
+    )
+    parser.add_argument(
+        "--min-epoch-frames",
+        type=int,
+        default=0,
+        metavar="M",
+        help="small training sets are repeated so that an epoch sees at least M frames",
+    )
+    parser.add_argument("--lr", type=float, help="learning rate (default: the regime's)")
+    parser.add_argument(
+        "--lrs",
+        type=_floats,
+        help="sweep these learning rates first (needs --valid) and use the best on validation",
+    )
+    parser.add_argument(
+        "--sweep-n", type=int, default=50, help="training structures of the lr sweep (default 50)"
+    )
     parser.add_argument("--target", type=float, help="target MAE: how many structures reach it")
     parser.add_argument("--metric", choices=("force", "energy"), default="force")
     parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap refits")
@@ -71,9 +105,19 @@ def run(args) -> int:
 
     if args.model is None and args.regime != "scratch":
         raise ValueError(f"--regime {args.regime} starts from a pre-trained model; pass --model")
+    if args.lrs and not args.valid:
+        raise ValueError("--lrs chooses the rate on validation frames: give --valid N (e.g. 20)")
+    if args.valid < 0 or args.min_epoch_frames < 0 or args.sweep_n < 1:
+        raise ValueError("--valid and --min-epoch-frames must be >= 0, --sweep-n >= 1")
     settings = {"max_epochs": args.epochs, "solver": args.solver}
     if args.regime == "few-shot":
         settings["trainable"] = args.trainable
+    if args.patience is not None:
+        settings["patience"] = args.patience
+    if args.min_epoch_frames:
+        settings["min_epoch_frames"] = args.min_epoch_frames
+    if args.lr is not None:
+        settings["lr"] = args.lr
     key = lc.shipped_key(
         args.model,
         args.dataset,
@@ -90,7 +134,29 @@ def run(args) -> int:
     else:
         frames = ds.read_dataset(args.dataset, require_pbc=False)
         pool, test = ds.train_test_split(frames, seed=0)
+        valid = None
+        if args.valid:
+            if args.valid >= len(pool):
+                raise ValueError(f"--valid {args.valid}: the training pool has {len(pool)} frames")
+            valid = ds.subset(pool, args.valid, seed=VALID_SEED)
+            pool = [atoms for atoms in pool if not any(atoms is v for v in valid)]
         began = time.process_time()
+        sweep = None
+        if args.lrs:
+            sweep = lc.sweep_learning_rate(
+                args.model,
+                pool,
+                valid,
+                regime=args.regime,
+                lrs=args.lrs,
+                n_train=args.sweep_n,
+                energy_only=args.energy_only,
+                progress=not args.json,
+                **{k: v for k, v in settings.items() if k != "lr"},
+            )
+            settings["lr"] = sweep.best_lr
+            if not args.json:
+                print(sweep.table())
         curve = lc.run_learning_curve(
             args.model,
             pool,
@@ -99,6 +165,7 @@ def run(args) -> int:
             sizes=args.sizes or lc.DEFAULT_SIZES,
             seeds=args.seeds,
             energy_only=args.energy_only,
+            valid_frames=valid,
             cache=not args.no_cache,
             progress=not args.json,
             scheduler=args.scheduler,
@@ -108,6 +175,8 @@ def run(args) -> int:
             provenance = command_provenance(args, cpu_s=time.process_time() - began) | {
                 "training_time_s": round(curve.wall_time_s, 1),
                 "settings": settings,
+                "n_valid": len(valid) if valid else 0,
+                "lr_sweep": sweep.as_dict() if sweep else None,
             }
             path = ship("learning-curve", key, {"curve": curve.as_dict()}, provenance)
             print(f"shipped as {path}", file=sys.stderr)
@@ -138,6 +207,21 @@ def run(args) -> int:
     if estimate is not None:
         print(estimate.message())
     return 0
+
+
+#: Seed of the fixed validation frames drawn from the pool (``--valid``).
+VALID_SEED = 1000
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        import argparse
+
+        raise argparse.ArgumentTypeError(
+            f"--lrs takes comma-separated numbers, got {text!r}"
+        ) from None
 
 
 def _sizes(text: str) -> tuple[int, ...]:
