@@ -465,6 +465,108 @@ def li2o_pairs_jobs(seed: int) -> list[Job]:
     return jobs
 
 
+#: The model whose own MD gives ``li2o-model-md`` its snapshots.
+MODEL_MD_MODEL = "course-mini"
+
+
+def model_md_snapshots(
+    model: str,
+    seed: int,
+    *,
+    temperature_K: float,
+    n_snapshots: int,
+    interval: int = 30,
+    equilibration: int = 240,
+    timestep_fs: float = 2.0,
+    max_runs: int = 20,
+) -> list[Atoms]:
+    """Snapshots of ``model``'s own Langevin MD of 12-atom Li2O (``course_lib.md.run_md``).
+
+    The protocol of ``li2o_md_snapshots`` (CHGNet's MD): about 0.5 ps of
+    equilibration (a multiple of ``interval``), then a snapshot every
+    ``interval`` steps. ``model`` is a registered name, a file or an ASE calculator. A run the MD
+    module stops as unstable (atoms closer than its limit, or NaN) gives the
+    snapshots it reached, the last one included: the structures where the
+    model went wrong are the ones its parity check most needs. Further runs
+    (seeds ``seed + 100 k``) continue until ``n_snapshots`` are collected.
+    """
+    from course_lib.md import md_structure, run_md
+
+    snapshots: list[Atoms] = []
+    for run in range(max_runs):
+        run_seed = seed + 100 * run
+        result = run_md(
+            model,
+            md_structure("li2o", temperature_K=temperature_K),
+            temperature_K=temperature_K,
+            steps=equilibration + interval * (n_snapshots - len(snapshots)),
+            timestep_fs=timestep_fs,
+            seed=run_seed,
+            sample_every=interval,
+            friction_per_fs=0.01,
+            structure="li2o",
+        )
+        for frame, time_fs in zip(result.frames, result.times_fs):
+            step = round(time_fs / timestep_fs)
+            if step < equilibration and step != result.failed_step:
+                continue
+            frame = frame.copy()
+            frame.info.update(
+                md_seed=run_seed,
+                md_step=step,
+                md_stable=result.stable,
+                md_failed_step=-1 if result.failed_step is None else result.failed_step,
+            )
+            snapshots.append(frame)
+        if len(snapshots) >= n_snapshots:
+            break
+    return snapshots[:n_snapshots]
+
+
+def li2o_model_md_jobs(
+    seed: int, *, model: str = MODEL_MD_MODEL, per_temperature: int = 32, test_fraction: float = 0.2
+) -> list[Job]:
+    """Single points of snapshots of ``model``'s own MD of Li2O at 300 K and 1200 K.
+
+    The chapter's protocol starts from the model's own zero-shot MD; ``li2o-md``
+    took its snapshots from CHGNet's. The MD is cached per temperature under
+    ``data/dft-runs/li2o-model-md/`` with the model file's sha256 in its name, so
+    a retrained model gives new snapshots, never a silent mix.
+    """
+    from course_lib import data as ds
+    from course_lib.models import model_file
+
+    sha = ds.sha256_of(model_file(model))
+    rng = np.random.default_rng(seed)
+    jobs = []
+    for offset, temperature in enumerate(LI2O_MD_TEMPERATURES_K):
+        path = RUNS_DIR / "li2o-model-md" / f"md-{model}-{sha[:12]}-{int(temperature)}K.extxyz"
+        frames = _cached(
+            path,
+            partial(
+                model_md_snapshots,
+                model,
+                seed + offset,
+                temperature_K=temperature,
+                n_snapshots=per_temperature,
+            ),
+        )
+        test = set(
+            rng.choice(len(frames), size=round(test_fraction * len(frames)), replace=False).tolist()
+        )
+        for index, frame in enumerate(frames):
+            atoms = frame.copy()
+            atoms.info.update(
+                temperature_K=temperature,
+                md_model=model,
+                md_model_sha256=sha,
+                config_type=f"model-md-{int(temperature)}K",
+                split="test" if index in test else "train",
+            )
+            jobs.append(Job(key=f"T{int(temperature):04d}-{index:03d}", atoms=atoms))
+    return jobs
+
+
 def li_o_phases_jobs(seed: int) -> list[Job]:
     """Tight relaxations (fmax 0.02 eV/Å, cell too except for O2) of every Li-O phase."""
     return phase_jobs(li_o_phase_structures(), seed)
@@ -545,6 +647,24 @@ RECIPES: dict[str, Recipe] = {
                 "Every other job, key and split is that of revision 1."
             ),
             revision=2,
+        ),
+        Recipe(
+            name="li2o-model-md",
+            description=(
+                "Li case study, the chapter's protocol to the letter: snapshots of the course "
+                "model's own zero-shot Langevin MD (course-mini, 2 fs step) of antifluorite Li2O "
+                "(12-atom cubic cell) at 300 K (a=4.65 Å) and 1200 K (a=4.73 Å), 60 fs apart "
+                "after 0.5 ps of equilibration, each labelled by DFT. Where the model's MD went "
+                "unstable, the snapshots it reached (the failing one included) and further "
+                "seeded runs. 20% per temperature in the test split (info split)."
+            ),
+            seed=31,
+            build=li2o_model_md_jobs,
+            notes=(
+                "MD: course_lib.md.run_md with the registered model named in info md_model "
+                "(its file's sha256 in info md_model_sha256); info md_seed, md_step, md_stable "
+                "and md_failed_step say where each snapshot comes from."
+            ),
         ),
         Recipe(
             name="mgo-rattled",

@@ -291,3 +291,33 @@ def test_mini_omat_capping_keeps_every_other_job_exactly():
     # the first capped-formula jobs in job order are the ones kept
     first_na2s = [k for k in full if full[k].atoms.info["formula"] == "Na2S"][:2]
     assert [j.key for j in kept if j.atoms.info["formula"] == "Na2S"] == first_na2s
+
+
+def test_model_md_snapshots_skip_equilibration_and_keep_the_failing_frame():
+    """Snapshots come after equilibration, every interval; an unstable run gives its last frame."""
+    from ase.calculators.lj import LennardJones
+
+    from course_lib.dft_recipes import model_md_snapshots
+
+    stable = LennardJones(sigma=1.6, epsilon=0.01, rc=4.0, smooth=True)
+    frames = model_md_snapshots(
+        stable, 0, temperature_K=300.0, n_snapshots=3, interval=2, equilibration=4, timestep_fs=1.0
+    )
+    assert len(frames) == 3
+    assert [f.info["md_step"] for f in frames] == [4, 6, 8]
+    assert all(f.info["md_stable"] and f.info["md_failed_step"] == -1 for f in frames)
+    # a strongly attractive potential pulls atoms together: the run stops, more runs follow
+    collapsing = LennardJones(sigma=3.5, epsilon=5.0, rc=6.0, smooth=True)
+    frames = model_md_snapshots(
+        collapsing,
+        0,
+        temperature_K=300.0,
+        n_snapshots=4,
+        interval=2,
+        equilibration=0,
+        timestep_fs=1.0,
+        max_runs=3,
+    )
+    failed = [f for f in frames if not f.info["md_stable"]]
+    assert failed and any(f.info["md_step"] == f.info["md_failed_step"] for f in failed)
+    assert len({f.info["md_seed"] for f in frames}) >= 1
