@@ -571,3 +571,19 @@ def test_a_shipped_curve_comes_back_without_training_in_the_live_json(
     assert back["fit"]["alpha"] == pytest.approx(live["fit"]["alpha"])
     assert back["shipped"]["command"].startswith("course ")
     assert back["shipped"]["datasets"] == {str(path): ds.sha256_of(path)}
+
+
+def test_two_point_slope_recovers_a_planted_exponent_and_the_rmd17_median():
+    assert sl.two_point_alpha(
+        sl.power_law(10, 300.0, 0.42, 0.0), sl.power_law(400, 300.0, 0.42, 0.0), 10, 400
+    ) == pytest.approx(0.42)
+    # a floor flattens the two-point slope: it is a lower bound of alpha
+    assert (
+        sl.two_point_alpha(
+            sl.power_law(10, 300.0, 0.42, 20.0), sl.power_law(400, 300.0, 0.42, 20.0), 10, 400
+        )
+        < 0.42
+    )
+    alphas = sl.rmd17_scratch_alphas()
+    assert len(alphas) == 10 and all(0.5 < a < 1.0 for a in alphas.values())
+    assert np.median(list(alphas.values())) == pytest.approx(0.728, abs=0.002)
