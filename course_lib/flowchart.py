@@ -8,6 +8,14 @@ The graph (node ids as in the chapter's mermaid source)::
     FT1, FT2 -> Recheck -> Q3 (< 20 meV/atom and < 50 meV/Å on the held-out test set?)
     Q3 yes -> Use                                Q3 no -> Full (full fine-tune or scratch)
 
+The chapter's graph ends at "Full". The course runs that box too, so it
+extends the graph after it (``COURSE_NODES``, ``COURSE_EDGES``; not in the
+chapter)::
+
+    Full -> Recheck2 (the fully fine-tuned model on the held-out test set)
+         -> Q4 (the same thresholds as Q3)
+    Q4 yes -> UseFull (use it)                   Q4 no -> NotReached (more data, or scratch)
+
 * ``Thresholds``: the chapter's three numbers, editable (``replace``), and
   ``lock()``-ed before any data are evaluated. The lock records a sha256 of
   the values and the time; a copy edited after the lock keeps the old
@@ -16,11 +24,15 @@ The graph (node ids as in the chapter's mermaid source)::
 * ``decide(measurements, thresholds)``: a pure function of the measured
   numbers returning the path through the graph, each decision annotated
   with its number and threshold, and the recommendation. Missing numbers
-  stop the path where they are needed (``complete=False``).
+  stop the path where they are needed; ``complete`` means every decision on
+  the path has its number and the path ends at an outcome node.
 * ``run_protocol(model, frames, phases=...)``: the whole protocol on a
-  dataset: zero-shot parity on ~20 snapshots, the hull check, the
-  fine-tune the graph asks for (``finetune.run_regime``, or an injected
-  ``train``), and the re-check on the held-out test set.
+  dataset: zero-shot parity on ~20 snapshots, the hull check (with the
+  reasons it fails), the few-shot fine-tune the graph asks for
+  (``finetune.run_regime``, or an injected ``train``), the re-check on the
+  held-out test set, and, where the path reaches "Full", a full fine-tune
+  (with the "replay" strategy's pre-training frames when the model has a
+  corpus, or an injected ``train_full``) and its re-check.
 """
 
 from __future__ import annotations
@@ -60,9 +72,21 @@ NODES: dict[str, tuple[str, str]] = {  # id: (kind, label as in the chapter)
         "and < {tuned_force_mae_meV_per_A:g} meV/Å?",
     ),
     "Use": ("outcome", "Use zero-shot for production"),
-    "Full": ("outcome", "Full fine-tune or train from scratch (Chapter 9)"),
+    # the chapter's last box; a step here, since the course runs it (a full fine-tune)
+    "Full": ("step", "Full fine-tune or train from scratch (Chapter 9)"),
+    # the course's extension of the chapter's graph (COURSE_NODES)
+    "Recheck2": ("step", "Re-evaluate the fully fine-tuned model on the held-out test set"),
+    "Q4": (
+        "decision",
+        "Errors now < {tuned_energy_mae_meV_per_atom:g} meV/atom "
+        "and < {tuned_force_mae_meV_per_A:g} meV/Å?",
+    ),
+    "UseFull": ("outcome", "Use the fully fine-tuned model for production"),
+    "NotReached": ("outcome", "Not reached: more DFT data, or train from scratch (Chapter 9)"),
 }
-EDGES: tuple[tuple[str, str, str], ...] = (  # (from, to, label)
+#: Nodes the course adds after the chapter's "Full" box (not in the chapter).
+COURSE_NODES = frozenset({"Recheck2", "Q4", "UseFull", "NotReached"})
+CHAPTER_EDGES: tuple[tuple[str, str, str], ...] = (  # (from, to, label)
     ("Start", "Check", ""),
     ("Check", "Q1", ""),
     ("Q1", "Q2", "yes"),
@@ -75,17 +99,32 @@ EDGES: tuple[tuple[str, str, str], ...] = (  # (from, to, label)
     ("Q3", "Use", "yes"),
     ("Q3", "Full", "no"),
 )
+#: The course's edges after "Full" (not in the chapter).
+COURSE_EDGES: tuple[tuple[str, str, str], ...] = (
+    ("Full", "Recheck2", ""),
+    ("Recheck2", "Q4", ""),
+    ("Q4", "UseFull", "yes"),
+    ("Q4", "NotReached", "no"),
+)
+EDGES = CHAPTER_EDGES + COURSE_EDGES
 RECOMMENDATIONS = {
     "zero-shot": "Use zero-shot for production",
     "few-shot": "Few-shot fine-tune on 100-500 DFT configurations",
     "few-shot-energy-weight": "Few-shot fine-tune with energy weight",
     "full-or-scratch": "Full fine-tune or train from scratch (Chapter 9)",
+    "full-fine-tune": "Use the fully fine-tuned model for production",
+    "not-reached": (
+        "Not reached with this budget: more DFT data, or train from scratch (Chapter 9)"
+    ),
 }
 # What each fine-tuning node of the graph trains (``FineTuner`` keywords).
 FINE_TUNE_SETTINGS = {
     "FT1": {"energy_weight": 1.0, "forces_weight": 100.0},
     "FT2": {"energy_weight": 100.0, "forces_weight": 100.0},
 }
+#: Epochs of the "Full" step: the budget of the measured best strategy (replay, 44 meV/Å on
+#: Li2O at N=200; ``course strategies --n 200 --epochs 40``, shipped).
+FULL_EPOCHS = 40
 
 
 def node_label(node: str, thresholds: Thresholds | None = None) -> str:
@@ -244,8 +283,10 @@ class Measurements:
 
     ``hull_passed``: the hull check's verdict (``hull.HullComparison.passed``),
     ``hull_error_meV_per_atom`` its largest energy-above-hull error (shown
-    only). ``measured_at``: when the first number was computed (ISO 8601),
-    to check that thresholds were locked before.
+    only). ``tuned_*``: the few-shot model on the held-out test set (Q3);
+    ``full_*``: the fully fine-tuned one (Q4, the course's extension).
+    ``measured_at``: when the first number was computed (ISO 8601), to
+    check that thresholds were locked before.
     """
 
     zero_shot_force_mae_meV_per_A: float | None = None
@@ -254,6 +295,8 @@ class Measurements:
     tuned_energy_mae_meV_per_atom: float | None = None
     tuned_force_mae_meV_per_A: float | None = None
     measured_at: str | None = None
+    full_energy_mae_meV_per_atom: float | None = None
+    full_force_mae_meV_per_A: float | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -310,7 +353,8 @@ class FlowchartResult:
     """The path taken through the graph, its decisions, and the recommendation.
 
     ``recommendation`` is a key of ``RECOMMENDATIONS``: when the path is
-    complete, what to use; when a number is missing (``complete=False``),
+    complete (it ends at an outcome node, every decision on it has its
+    number), what to use; when a number is missing (``complete=False``),
     the step to take next (``next_step`` says which number is needed).
     ``flags`` lists breaches of the protocol (thresholds not locked,
     changed after the lock, locked after the data were measured).
@@ -401,11 +445,12 @@ def decide(measurements: Measurements, thresholds: Thresholds | None = None) -> 
     path, decisions = ["Start", "Check", "Q1"], []
 
     def finish(recommendation, next_step=None):
+        complete = NODES[path[-1]][0] == "outcome" and all(d.answer for d in decisions)
         return FlowchartResult(
             path=tuple(path),
             decisions=tuple(decisions),
             recommendation=recommendation,
-            complete=next_step is None,
+            complete=complete,
             next_step=next_step,
             thresholds=t,
             measurements=m,
@@ -442,40 +487,101 @@ def decide(measurements: Measurements, thresholds: Thresholds | None = None) -> 
     if m.tuned_energy_mae_meV_per_atom is None or m.tuned_force_mae_meV_per_A is None:
         return finish(tuned, "re-evaluate parity of the fine-tuned model on the held-out test set")
     path.append("Q3")
-    q3 = Decision(
-        "Q3",
-        (
-            Criterion(
-                "tuned energy MAE",
-                m.tuned_energy_mae_meV_per_atom,
-                t.tuned_energy_mae_meV_per_atom,
-                "meV/atom",
-            ),
-            Criterion(
-                "tuned force MAE", m.tuned_force_mae_meV_per_A, t.tuned_force_mae_meV_per_A, "meV/Å"
-            ),
-        ),
-    )
+    q3 = _recheck("Q3", "tuned", m.tuned_energy_mae_meV_per_atom, m.tuned_force_mae_meV_per_A, t)
     decisions.append(q3)
     if q3.answer == "yes":
         path.append("Use")
         return finish(tuned)
     path.append("Full")
-    return finish("full-or-scratch")
+    # the course's extension: the full fine-tune is run, re-checked, decided
+    if m.full_energy_mae_meV_per_atom is None or m.full_force_mae_meV_per_A is None:
+        return finish(
+            "full-or-scratch",
+            "run the full fine-tune and re-evaluate it on the held-out test set",
+        )
+    path += ["Recheck2", "Q4"]
+    q4 = _recheck("Q4", "full", m.full_energy_mae_meV_per_atom, m.full_force_mae_meV_per_A, t)
+    decisions.append(q4)
+    if q4.answer == "yes":
+        path.append("UseFull")
+        return finish("full-fine-tune")
+    path.append("NotReached")
+    return finish("not-reached")
+
+
+def _recheck(node: str, what: str, energy, force, t: Thresholds) -> Decision:
+    """Q3 or Q4: held-out energy and force MAEs against the tuned-model thresholds."""
+    return Decision(
+        node,
+        (
+            Criterion(f"{what} energy MAE", energy, t.tuned_energy_mae_meV_per_atom, "meV/atom"),
+            Criterion(f"{what} force MAE", force, t.tuned_force_mae_meV_per_A, "meV/Å"),
+        ),
+    )
 
 
 # --------------------------------------------------------------------------- the runner
 
+#: The graph's step nodes the runner executes, and the ``ProtocolReport`` field holding each result.
+STEP_RESULTS = {"FT1": "fine_tune", "FT2": "fine_tune", "Full": "full"}
+
+
+@dataclass(frozen=True)
+class FullFineTune:
+    """The course's run of the "Full" box: every parameter trained, pre-training frames replayed.
+
+    ``result``: ``finetune.RegimeResult`` of the full fine-tune on
+    ``n_target`` target structures plus ``n_replay`` frames of ``corpus``
+    (the "replay" strategy of ``course_lib.strategies``; none without a
+    corpus: the "naive" strategy), ``max_epochs`` epochs.
+    """
+
+    result: RegimeResult = field(repr=False)
+    strategy: str
+    n_target: int
+    n_replay: int
+    corpus: str | None
+    max_epochs: int
+
+    @property
+    def test(self):
+        """``ErrorMetrics`` on the held-out test set (meV/atom, meV/Å)."""
+        return self.result.test
+
+    @property
+    def model(self):
+        return self.result.tuner.model_
+
+    def as_dict(self) -> dict:
+        return {
+            "strategy": self.strategy,
+            "n_target": self.n_target,
+            "n_replay": self.n_replay,
+            "corpus": self.corpus,
+            "max_epochs": self.max_epochs,
+            **self.result.as_dict(),
+        }
+
+    def table(self) -> str:
+        replay = f" + {self.n_replay} replayed from {self.corpus}" if self.n_replay else ""
+        return (
+            f"full fine-tune ({self.strategy}): {self.n_target} structures{replay}, "
+            f"{self.max_epochs} epochs\n{self.result.table()}"
+        )
+
 
 @dataclass(frozen=True)
 class ProtocolReport:
-    """What ``run_protocol`` measured and decided.
+    """What ``run_protocol`` measured, ran and decided.
 
     ``zero_shot``: ``ZeroShotResult`` on the parity snapshots; ``hull``:
-    ``HullComparison`` (None without phases); ``fine_tune``: the training
+    ``HullComparison`` (None without phases); ``fine_tune``: the few-shot
     step's result (``RegimeResult`` or anything with ``.test`` errors), None
-    when the graph asked for none; ``hull_after``: the fine-tuned model's
-    hull check (shown only: the chapter's Q3 asks for MAEs).
+    when the graph asked for none; ``full``: the "Full" step's result
+    (``FullFineTune`` or anything with ``.test``); ``hull_after`` and
+    ``hull_full``: the fine-tuned models' hull checks (shown only: Q3 and Q4
+    ask for MAEs). ``complete``: the decision path is complete and every
+    step on it was run here (``steps_run``).
     """
 
     model: str
@@ -490,6 +596,23 @@ class ProtocolReport:
     fine_tune_node: str | None = None
     hull_after: HullComparison | None = field(default=None, repr=False)
     notes: tuple[str, ...] = ()
+    full: FullFineTune | None = field(default=None, repr=False)
+    hull_full: HullComparison | None = field(default=None, repr=False)
+
+    @property
+    def steps_run(self) -> tuple[str, ...]:
+        """The step nodes on the path whose training this report holds."""
+        return tuple(
+            node
+            for node in self.flowchart.path
+            if node in STEP_RESULTS and getattr(self, STEP_RESULTS[node]) is not None
+        )
+
+    @property
+    def complete(self) -> bool:
+        """Every decision has its number, the path ends at an outcome, every step on it was run."""
+        steps = [node for node in self.flowchart.path if node in STEP_RESULTS]
+        return self.flowchart.complete and list(self.steps_run) == steps
 
     def as_dict(self) -> dict:
         def as_dict_or_none(value):
@@ -502,11 +625,16 @@ class ProtocolReport:
             "n_train": self.n_train,
             "n_test": self.n_test,
             **self.flowchart.as_dict(),
+            "complete": self.complete,
+            "decisions_complete": self.flowchart.complete,
+            "steps_run": list(self.steps_run),
             "zero_shot": as_dict_or_none(self.zero_shot),
             "hull": as_dict_or_none(self.hull),
             "fine_tune_node": self.fine_tune_node,
             "fine_tune": as_dict_or_none(self.fine_tune),
             "hull_after": as_dict_or_none(self.hull_after),
+            "full": as_dict_or_none(self.full),
+            "hull_full": as_dict_or_none(self.hull_full),
             "notes": list(self.notes),
         }
 
@@ -515,7 +643,25 @@ class ProtocolReport:
             f"{self.model} on {self.dataset}: parity on {self.n_parity} snapshots, "
             f"fine-tune on {self.n_train}, re-check on {self.n_test}"
         )
-        return "\n".join([head, self.flowchart.table(), *(f"note: {n}" for n in self.notes)])
+        lines = [head, self.flowchart.table()]
+        if self.hull is not None and not self.hull.passed:
+            where = "Q2" if "Q2" in self.flowchart.path else "not on the path, shown"
+            lines.append(f"hull check failed ({where}), because:")
+            lines += [f"  - {reason}" for reason in self.hull.explanation]
+        for node in self.steps_run:
+            result = getattr(self, STEP_RESULTS[node])
+            lines.append(
+                f"{node} ran: held-out test E {result.test.energy_mae_meV_per_atom:.1f} meV/atom, "
+                f"F {result.test.force_mae_meV_per_A:.1f} meV/Å"
+            )
+        lines.append(
+            "protocol complete: every step on the path was run and every decision has its number"
+            if self.complete
+            else "protocol NOT complete: "
+            + (self.flowchart.next_step or "a step on the path was not run (see notes)")
+        )
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
 
     __str__ = table
 
@@ -530,12 +676,66 @@ def fine_tunable(model) -> bool:
     return name not in REGISTRY or REGISTRY[name].kind == "mace"
 
 
+def model_corpus(model) -> str | None:
+    """The registered pre-training corpus of ``model`` (a name), else None."""
+    from course_lib.models import pretraining_corpus, resolve_model_name
+
+    if not isinstance(model, (str, os.PathLike)):
+        return None
+    return pretraining_corpus(resolve_model_name(model))
+
+
 def default_train(model, train_frames, test_frames, *, node: str, seed: int, **settings):
-    """The fine-tune of graph node ``node`` (FT1 or FT2): ``finetune.run_regime``, few-shot."""
+    """The fine-tune of graph node ``node`` (FT1 or FT2): ``finetune.run_regime``, few-shot.
+
+    ``FINE_TUNE_SETTINGS[node]`` sets the loss weights (FT2: energy weight
+    raised to the force weight's); ``settings`` override them.
+    """
     from course_lib.finetune import run_regime
 
     options = {"solver": "closed-form", "progress": False, **FINE_TUNE_SETTINGS[node], **settings}
     return run_regime(model, train_frames, test_frames, regime="few-shot", seed=seed, **options)
+
+
+def default_train_full(
+    model,
+    train_frames,
+    test_frames,
+    *,
+    seed: int,
+    corpus: str | None = None,
+    max_epochs: int = FULL_EPOCHS,
+    replay_weight: float = 1.0,
+    **settings,
+) -> FullFineTune:
+    """The "Full" step: a full fine-tune from the pre-trained ``model``, as ``strategies`` runs it.
+
+    With a ``corpus`` (the model's pre-training data), the "replay"
+    strategy: as many corpus training frames as target frames
+    (``strategies.replay_frames``, each weighted ``replay_weight``) mixed into
+    the training set, the strategy that kept pre-training accuracy and gave
+    the lowest target force MAE in the shipped comparison (44 meV/Å on Li₂O,
+    N=200, 40 epochs, course-mini). Without one, the "naive" strategy.
+    Patience is the whole budget, as there. ``settings``: ``FineTuneSettings``
+    fields (``progress``, ``dtype``, ...).
+    """
+    from course_lib.finetune import run_regime
+    from course_lib.strategies import STRATEGIES, replay_frames
+
+    strategy = STRATEGIES["replay" if corpus else "naive"]
+    replayed = (
+        replay_frames(corpus, len(train_frames), weight=replay_weight, seed=seed) if corpus else []
+    )
+    options = {"max_epochs": max_epochs, "patience": max_epochs, **settings, **strategy.settings}
+    result = run_regime(model, [*train_frames, *replayed], test_frames, seed=seed, **options)
+    return FullFineTune(
+        result=result,
+        strategy=strategy.name,
+        n_target=len(train_frames),
+        n_replay=len(replayed),
+        corpus=corpus,
+        max_epochs=max_epochs,
+    )
 
 
 def run_protocol(
@@ -550,22 +750,31 @@ def run_protocol(
     seed: int = 0,
     train: Callable | None = None,
     train_settings: Mapping | None = None,
+    train_full: Callable | None = None,
+    full_settings: Mapping | None = None,
+    corpus: str | None = None,
 ) -> ProtocolReport:
-    """Execute the chapter's protocol on labelled ``frames`` with ``model``.
+    """Execute the chapter's protocol, and the course's extension after "Full", on labelled ``frames``.
 
     1. Lock ``thresholds`` (course.toml's when None) unless already locked.
     2. Split ``frames`` (``data.train_test_split``, seeded; fixed splits kept).
     3. Zero-shot parity on ``n_parity`` snapshots of the whole dataset
        (the pre-trained model saw none of them); hull check on
-       ``phases`` when given.
+       ``phases`` when given, checked against ``corpus`` (default: the
+       model's registered pre-training corpus) to explain a failure.
     4. If the graph asks for a fine-tune (FT1 or FT2), call
        ``train(model, train_frames, test_frames, node=..., seed=...)``
        (default ``default_train``: few-shot closed-form readouts; FT2 with
        the energy weight raised) on up to ``n_train`` training frames; its
        result's ``.test`` (``ErrorMetrics`` on the held-out test set) feeds Q3.
+    5. If Q3 fails ("Full"), call ``train_full(model, train_frames,
+       test_frames, seed=..., corpus=...)`` (default ``default_train_full``:
+       full fine-tune with replay, ``FULL_EPOCHS``; ``full_settings`` such as
+       ``max_epochs`` or ``progress`` passed on) on the same training frames,
+       from the pre-trained model; its ``.test`` feeds Q4.
     """
     from course_lib import data as ds
-    from course_lib.hull import hull_check
+    from course_lib.hull import corpus_check, hull_check
     from course_lib.zero_shot import evaluate
 
     thresholds = thresholds if thresholds is not None else Thresholds.from_config()
@@ -577,9 +786,11 @@ def run_protocol(
     # the zero-shot model has seen none of the frames: parity may use any of them
     parity = ds.subset(frames, min(n_parity, len(frames)), seed=seed)
     zero_shot = evaluate(model, parity, dataset=dataset)
-    hull_result = hull_after = None
+    corpus = corpus or model_corpus(model)
+    hull_result = hull_after = hull_full = checked = None
     if phases is not None:
-        hull_result = hull_check(model, phases)
+        checked = corpus_check(phases, corpus) if corpus else None
+        hull_result = hull_check(model, phases, corpus=checked)
     measurements = Measurements(
         zero_shot_force_mae_meV_per_A=zero_shot.aligned.force_mae_meV_per_A,
         hull_passed=hull_result.passed if hull_result is not None else None,
@@ -590,7 +801,8 @@ def run_protocol(
     )
     result = decide(measurements, thresholds)
     node = next((n for n in ("FT1", "FT2") if n in result.path), None)
-    tuned, train_frames, notes = None, [], []
+    tuned = full = None
+    train_frames, notes = [], []
     if node is not None and train is None and not fine_tunable(model):
         notes.append(
             f"{node} needs a MACE model to fine-tune (course_lib.finetune); {model} is not one. "
@@ -612,8 +824,22 @@ def run_protocol(
             tuned_force_mae_meV_per_A=tuned.test.force_mae_meV_per_A,
         )
         result = decide(measurements, thresholds)
-        if hull_result is not None and hasattr(tuned, "tuner"):  # shown, not part of Q3
-            hull_after = hull_check(tuned.tuner.model_, phases)
+        hull_after = _hull_of(tuned, phases, checked)
+    if "Full" in result.path and train_full is None and not fine_tunable(model):
+        notes.append(f"Full needs a MACE model to fine-tune; {model} is not one.")
+        logger.warning(notes[-1])
+    elif "Full" in result.path:
+        train_full = train_full or default_train_full
+        full = train_full(
+            model, train_frames, test, seed=seed, corpus=corpus, **(full_settings or {})
+        )
+        measurements = replace(
+            measurements,
+            full_energy_mae_meV_per_atom=full.test.energy_mae_meV_per_atom,
+            full_force_mae_meV_per_A=full.test.force_mae_meV_per_A,
+        )
+        result = decide(measurements, thresholds)
+        hull_full = _hull_of(full, phases, checked)
     return ProtocolReport(
         model=zero_shot.model,
         dataset=dataset,
@@ -627,4 +853,18 @@ def run_protocol(
         fine_tune_node=node,
         hull_after=hull_after,
         notes=tuple(notes),
+        full=full,
+        hull_full=hull_full,
     )
+
+
+def _hull_of(step, phases, corpus) -> HullComparison | None:
+    """The hull check of a step's fitted model (shown only), when it has one and phases are given."""
+    from course_lib.hull import hull_check
+
+    fitted = getattr(getattr(step, "tuner", None), "model_", None)
+    if fitted is None and hasattr(step, "result"):
+        fitted = getattr(getattr(step.result, "tuner", None), "model_", None)
+    if phases is None or fitted is None:
+        return None
+    return hull_check(fitted, phases, corpus=corpus)

@@ -464,6 +464,18 @@ def _replay_frames(pool: Sequence[Atoms], n: int, weight: float, seed: int) -> l
     return frames
 
 
+def replay_frames(
+    corpus: str | os.PathLike, n: int, *, weight: float = 1.0, seed: int = 0
+) -> list[Atoms]:
+    """What the "replay" strategy mixes in: ``n`` frames of ``corpus``'s training split, weighted.
+
+    The same split as ``run_strategies`` (seed 0, fixed splits kept), a
+    seeded subset of it, each frame with ``info["config_weight"] = weight``.
+    """
+    pool = ds.train_test_split(ds.read_dataset(corpus), seed=0)[0]
+    return _replay_frames(pool, n, weight, seed)
+
+
 def pareto_front(results: Sequence[StrategyResult]) -> list[str]:
     """Names of the strategies no other beats on both target force MAE and forgetting."""
     front = []

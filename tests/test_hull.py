@@ -7,12 +7,16 @@ polymorph 50 meV/atom above AB.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from ase import Atoms
+from ase.build import bulk, fcc111
 
 from course_lib import hull
 from course_lib.data import ENERGY_KEY, DatasetError
+from course_lib.dft import FINGERPRINT_KEY
 
 A, B = "Cu", "Au"
 MU = {A: -1.0, B: -2.0}  # DFT elemental energies, eV/atom
@@ -111,3 +115,101 @@ def test_missing_phase_label_or_elemental_reference_is_a_clear_error():
     frames = [f for f in phase_frames() if f.info["phase"] != "B"]
     with pytest.raises(DatasetError, match="no elemental phase of Au"):
         hull.compare_hulls(frames, hull.ds.energies(frames))
+
+
+# --------------------------------------------------------------------------- why it fails
+
+SAME_SETUP = hull.CorpusCheck("corpus", 10, (0, 0, 0, 10), True, ())
+
+
+def test_a_planted_wrongly_stable_phase_is_named_with_its_formation_error():
+    frames = phase_frames()
+    model_view = phase_frames({"A2B": -0.45})  # A2B drops 250 meV/atom: now on the hull
+    result = hull.compare_hulls(frames, shifted(model_view, {A: 0.3, B: -0.7}), model="m")
+    assert result.spurious == ("A2B",) and result.dominant_phase == "A2B"
+    assert result.formation_errors_meV_per_atom["A2B"] == pytest.approx(-250.0)
+    assert result.missing == ()  # AB stays below the new A2B-AB2 tie line
+    why = result.explanation
+    assert why[0] == "stable in the model, not in DFT: A2B (DFT: 133.3 meV/atom above the hull)"
+    assert why[1] == (
+        "largest formation-energy error: A2B, model -450.0 vs DFT -200.0 meV/atom (-250.0)"
+    )
+    assert "no training corpus given" in why[-1]
+    assert "why: stable in the model" in result.table()
+    assert result.as_dict()["explanation"] == list(why)
+    # a passing check has nothing to explain
+    assert hull.compare_hulls(frames, hull.ds.energies(frames)).explanation == ()
+
+
+def test_a_planted_wrong_elemental_reference_is_recovered_from_the_raw_energies():
+    frames = phase_frames()
+    energies = hull.ds.energies(frames).copy()
+    b_ref = [f.info["phase"] for f in frames].index("B")
+    energies[b_ref] -= 1.5 * len(frames[b_ref])  # the model's B reference 1.5 eV/atom too low
+    result = hull.compare_hulls(frames, energies, corpus=SAME_SETUP)
+    assert not result.passed and set(result.missing) == {"AB", "AB2"}
+    assert result.reference_errors_meV_per_atom == pytest.approx({A: 0.0, B: -1500.0})
+    # every compound's own energy is right; the reference passes on x_B x 1500 meV/atom
+    parts = result.formation_error_parts("AB2")
+    assert parts == pytest.approx({"own": 0.0, A: 0.0, B: 1000.0}, abs=1e-9)
+    assert sum(parts.values()) == pytest.approx(result.formation_errors_meV_per_atom["AB2"])
+    assert result.dominant_phase == "AB2"
+    assert any("the Au reference (B) carries most of it" in r for r in result.explanation)
+    # with two DFT setups the split is not decidable, and the explanation says so
+    other = hull.compare_hulls(frames, energies, corpus=replace(SAME_SETUP, same_dft_setup=False))
+    assert not any("carries most" in r for r in other.explanation)
+    assert any("differ" in r and "not decidable" in r for r in other.explanation)
+
+
+def test_periodic_dimension_of_a_crystal_a_slab_and_a_molecule_in_a_box():
+    assert hull.periodic_dimension(bulk("Cu", "fcc", a=3.6)) == 3
+    assert hull.periodic_dimension(bulk("Li", "bcc", a=3.44)) == 3  # a metal, not isolated atoms
+    slab = fcc111("Cu", size=(2, 2, 3), vacuum=8.0)
+    slab.pbc = True
+    assert hull.periodic_dimension(slab) == 2
+    assert hull.periodic_dimension(molecule_in_box("O2", 1.23)) == 0
+    assert hull.periodic_dimension(Atoms("O2", positions=[(0, 0, 0), (0, 0, 1.23)])) == 0
+
+
+def molecule_in_box(symbols: str, bond_A: float) -> Atoms:
+    atoms = Atoms(symbols, positions=[(0, 0, 0), (0, 0, bond_A)], cell=[8.0, 8.5, 9.0], pbc=True)
+    atoms.center()
+    return atoms
+
+
+def labelled(atoms: Atoms, phase: str, energy_eV: float, fingerprint: str = "setup-1") -> Atoms:
+    atoms.info.update({"phase": phase, ENERGY_KEY: energy_eV, FINGERPRINT_KEY: fingerprint})
+    return atoms
+
+
+def test_corpus_check_finds_a_molecule_outside_a_crystal_corpus_and_the_explanation_says_so():
+    corpus = [labelled(bulk("Cu", "fcc", a=a).repeat(2), "c", 0.0) for a in (3.55, 3.6, 3.65)] + [
+        labelled(bulk("Au", "fcc", a=a).repeat(2), "c", 0.0) for a in (4.05, 4.1, 4.15)
+    ]
+    phases = [
+        labelled(bulk("Cu", "fcc", a=3.6), "Cu-fcc", -1.0),
+        labelled(molecule_in_box("Au2", 2.5), "Au2-molecule", -2.0 * 2),
+        labelled(bulk("CuAu", "rocksalt", a=5.0), "CuAu-rs", -1.0 - 2.0 - 2 * 0.3),
+    ]
+    check = hull.corpus_check(phases, corpus, corpus_name="crystals")
+    assert check.crystals_only and check.periodic_dimensions == (0, 0, 0, 6)
+    assert check.same_dft_setup is True
+    cu, au2, cuau = check.environments
+    assert cu.periodic_dimension == 3 and not cu.outside_corpus and cu.coverage_score == 1.0
+    assert au2.molecule and au2.outside_corpus
+    assert any(r.startswith("Au-Au 2.") for r in au2.uncovered)  # the 2.5 Å bond
+    # the model gets the molecule 1 eV/atom too low: CuAu loses its place on the hull
+    energies = np.array([-1.0, -2.0 * 2 - 2.0, -1.0 - 2.0 - 2 * 0.3])
+    result = hull.compare_hulls(phases, energies, corpus=check, model="m")
+    assert result.missing == ("CuAu-rs",)
+    why = "\n".join(result.explanation)
+    assert (
+        "Au2-molecule is a molecule in a box, while all 6 frames of crystals are 3-periodic" in why
+    )
+    assert "it is the Au reference of every Au-containing formation energy" in why
+    assert "Au2-molecule: environments outside crystals: Au-Au 2." in why
+    assert "the Au reference (Au2-molecule) carries most of it" in why
+    assert result.as_dict()["corpus"]["environments"][1]["molecule"] is True
+    # a frame without a fingerprint leaves the DFT setup unknown
+    unknown = hull.corpus_check(phases, [*corpus, bulk("Cu", "fcc", a=3.6)], corpus_name="x")
+    assert unknown.same_dft_setup is None

@@ -4,6 +4,8 @@ Nodes are layout shapes (diamonds for decisions, boxes for steps) named
 ``"node:<id>"`` or, on the path, ``"on-path:<id>"``; edges are arrow
 annotations; each decision passed is annotated with its measured numbers
 against their thresholds (green: passed, red: failed, grey: not measured).
+The course's extension after the chapter's "Full" box
+(``flowchart.COURSE_NODES``) is drawn with dotted outlines and says so.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import textwrap
 
 import plotly.graph_objects as go
 
-from course_lib.flowchart import EDGES, NODES, FlowchartResult, node_label
+from course_lib.flowchart import COURSE_NODES, EDGES, NODES, FlowchartResult, node_label
 
 # Node centres (x, y), top-down, in data coordinates.
 POSITIONS = {
@@ -27,17 +29,29 @@ POSITIONS = {
     "Q3": (1.0, 2.0),
     "Use": (-2.0, 1.0),
     "Full": (3.0, 1.0),
+    # the course's extension
+    "Recheck2": (3.0, 0.0),
+    "Q4": (3.0, -1.0),
+    "UseFull": (1.4, -2.1),
+    "NotReached": (3.5, -2.1),
 }
 HALF_SIZE = {"decision": (1.05, 0.5), "step": (0.85, 0.3), "outcome": (0.85, 0.3)}
 # Where each decision's numbers are written: (x, y, xanchor).
-ANNOTATION_AT = {"Q1": (1.0, 6.3, "left"), "Q2": (-2.0, 5.6, "center"), "Q3": (2.15, 2.3, "left")}
+ANNOTATION_AT = {
+    "Q1": (1.0, 6.3, "left"),
+    "Q2": (-2.0, 5.6, "center"),
+    "Q3": (2.15, 2.3, "left"),
+    "Q4": (1.85, -0.8, "right"),
+}
 COLORS = {
     "path": "#08519c",
     "path_fill": "#c6dbef",
     "off": "#bdbdbd",
     "off_fill": "#f7f7f7",
     "Use": "#c7e9c0",
-    "Full": "#fdd0a2",
+    "UseFull": "#c7e9c0",
+    "Full": "#fdd0a2",  # the path stops there: the full fine-tune is still to run
+    "NotReached": "#fdd0a2",
     True: "#238b45",
     False: "#cb181d",
     None: "#969696",
@@ -65,13 +79,13 @@ def _node_shape(node: str, *, on_path: bool, last: bool) -> dict:
     kind = NODES[node][0]
     (x, y), (hw, hh) = POSITIONS[node], HALF_SIZE[kind]
     fill = COLORS["path_fill"] if on_path else COLORS["off_fill"]
-    if last and node in ("Use", "Full"):
+    if last and node in COLORS:
         fill = COLORS[node]
+    line = dict(color=COLORS["path"] if on_path else COLORS["off"], width=3 if on_path else 1)
+    if node in COURSE_NODES:
+        line["dash"] = "dot"
     style = dict(
-        name=f"{'on-path' if on_path else 'node'}:{node}",
-        fillcolor=fill,
-        line=dict(color=COLORS["path"] if on_path else COLORS["off"], width=3 if on_path else 1),
-        layer="below",
+        name=f"{'on-path' if on_path else 'node'}:{node}", fillcolor=fill, line=line, layer="below"
     )
     if kind == "decision":
         path = f"M {x - hw},{y} L {x},{y + hh} L {x + hw},{y} L {x},{y - hh} Z"
@@ -166,6 +180,16 @@ def flowchart_figure(
         annotations += _edge_annotations(source, target, label, on_path=(source, target) in edges)
     if result is not None:
         annotations += [_decision_annotation(d) for d in result.decisions]
+    annotations.append(
+        dict(
+            x=-3.1,
+            y=-2.5,
+            xanchor="left",
+            showarrow=False,
+            text="dotted: the course's extension after the chapter's graph",
+            font=dict(size=10, color="#737373"),
+        )
+    )
     if title is True:
         title = _title(result)
     fig = go.Figure()
@@ -174,10 +198,10 @@ def flowchart_figure(
         annotations=annotations,
         title=title or None,
         xaxis=dict(visible=False, range=[-3.2, 4.4]),
-        yaxis=dict(visible=False, range=[0.4, 8.6], scaleanchor="x", scaleratio=1),
+        yaxis=dict(visible=False, range=[-2.7, 8.6], scaleanchor="x", scaleratio=1),
         template="plotly_white",
         width=780,
-        height=820,
+        height=1100,
         margin=dict(l=10, r=10, t=70, b=10),
         **layout,
     )

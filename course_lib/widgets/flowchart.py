@@ -25,12 +25,14 @@ MEASURED = {  # control name: (Measurements field, description, unit)
     "zero_shot_force_mae": ("zero_shot_force_mae_meV_per_A", "zero-shot F MAE", "meV/Å"),
     "tuned_energy_mae": ("tuned_energy_mae_meV_per_atom", "tuned E MAE", "meV/atom"),
     "tuned_force_mae": ("tuned_force_mae_meV_per_A", "tuned F MAE", "meV/Å"),
+    "full_energy_mae": ("full_energy_mae_meV_per_atom", "full FT E MAE", "meV/atom"),
+    "full_force_mae": ("full_force_mae_meV_per_A", "full FT F MAE", "meV/Å"),
 }
 HULL_OPTIONS = (("not measured", "unknown"), ("pass", "pass"), ("fail", "fail"))
 THRESHOLD_LABELS = {
     "zero_shot_force_mae_meV_per_A": "Q1 F < (meV/Å)",
-    "tuned_energy_mae_meV_per_atom": "Q3 E < (meV/atom)",
-    "tuned_force_mae_meV_per_A": "Q3 F < (meV/Å)",
+    "tuned_energy_mae_meV_per_atom": "Q3, Q4 E < (meV/atom)",
+    "tuned_force_mae_meV_per_A": "Q3, Q4 F < (meV/Å)",
 }
 
 
@@ -145,13 +147,16 @@ class FlowchartExplorer:
     @property
     def widget(self) -> widgets.VBox:
         thresholds = [c for n, c in self.controls.items() if n.startswith("threshold_")]
-        numbers = [self.controls[name] for name in MEASURED] + [self.controls["hull"]]
+        rows = (
+            ("zero_shot_force_mae", "hull"),  # Q1, Q2
+            ("tuned_energy_mae", "tuned_force_mae"),  # Q3
+            ("full_energy_mae", "full_force_mae"),  # Q4, the course's extension
+        )
         return widgets.VBox(
             [
                 widgets.HBox(thresholds),
                 widgets.HBox([self.lock_button, self.lock_html]),
-                widgets.HBox(numbers[:2]),
-                widgets.HBox(numbers[2:]),
+                *(widgets.HBox([self.controls[name] for name in row]) for row in rows),
                 self.output,
             ]
         )
