@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "course_lib.commands.md",
     "course_lib.commands.strategies",
     "course_lib.commands.export_mace_train",
+    "course_lib.commands.report",
 )
 
 

@@ -33,9 +33,17 @@
 # `course-mini`. For MACE-MP-0 or CHGNet the reference is MPtrj; `course coverage-reference
 # --source mptrj` samples it when a network is available. Offline, the course says so and
 # uses mini-MPtrj instead: it never pretends to hold MPtrj.
+#
+# Sections that teach a claim of the chapter end with a **chapter check**: the claim, the
+# number measured here on the model in use, and a verdict computed from it by a rule fixed in
+# `course_lib/claims.py` before any run (`course report` collects them). Claims about a model's
+# training data are testable only when the reference *is* that training data.
 
 # %%
-from course_lib import coverage, datasources
+import numpy as np
+from ase.neighborlist import neighbor_list
+
+from course_lib import claims, coverage, datasources, models, zero_shot
 from course_lib import data as ds
 from course_lib.coverage_reference import reference_histograms
 from course_lib.notebook import notebook_settings
@@ -61,6 +69,9 @@ reference = reference_histograms(
     progress=False,
 )
 print(reference)
+corpus = settings.dataset("corpus")
+is_training_set = models.pretraining_corpus(settings.model) == corpus
+print(f"{corpus} is {'the' if is_training_set else 'NOT the'} training set of {settings.model}")
 
 # %% [markdown]
 # ## The target: Li₂O at room temperature and at high temperature
@@ -86,6 +97,38 @@ for report in reports.values():
 coverage_plots.coverage_scores(reports)
 
 # %% [markdown]
+# **Chapter check.** The chapter's diagnostic should single out the hot frames: a lower score
+# and more flagged ranges than at room temperature.
+
+# %%
+cold_report, hot_report = reports[list(reports)[0]], reports[list(reports)[-1]]
+not_training_set = (
+    f"{corpus} is not {settings.model}'s training set; with a network, `course "
+    "coverage-reference --source mptrj` samples MPtrj, the training set of MACE-MP-0 and CHGNet."
+)
+claims.check(
+    "coverage-flags-hot",
+    {
+        "hot_score": hot_report.score,
+        "cold_score": cold_report.score,
+        "hot_flags": len(hot_report.flagged),
+        "cold_flags": len(cold_report.flagged),
+        "reference_is_training_set": is_training_set,
+    },
+    model=settings.model,
+    reason={
+        "reproduced": "Before any DFT is run, the hot frames stand out as further from the "
+        "training data, as the chapter expects.",
+        "partly": lambda m: (
+            f"Only one signal separates the hot frames (score {m['hot_score']:.3f} vs "
+            f"{m['cold_score']:.3f}, {m['hot_flags']:.0f} vs {m['cold_flags']:.0f} ranges)."
+        ),
+        "contradicted": "The diagnostic does not tell the hot frames from the cold ones here.",
+        "not testable here": not_training_set,
+    },
+)
+
+# %% [markdown]
 # ## Overlay: Li-Li distances
 # Shaded ranges are extrapolation warnings. The log scale shows the thin tails of the reference
 # that decide what counts as covered.
@@ -102,6 +145,61 @@ coverage_plots.coverage_overlay(
 )
 
 # %% [markdown]
+# **Chapter check: short Li-Li pairs.** The chapter says hot MD pushes Li ions closer than
+# about 2.6 Å, which the training data seldom show. Count the frames that hold such a pair: in
+# the training corpus (its Li-containing frames) and in our MD at each temperature.
+
+
+# %%
+def has_close_pair(atoms, a="Li", b="Li", r=2.6):
+    """Whether any a-b pair of the periodic crystal is closer than r (Å)."""
+    i, j = neighbor_list("ij", atoms, r)
+    symbols = np.array(atoms.get_chemical_symbols())
+    return bool(np.any((symbols[i] == a) & (symbols[j] == b)))
+
+
+corpus_frames = ds.read_dataset(corpus)
+li_frames = [a for a in corpus_frames if "Li" in a.get_chemical_symbols()]
+cold_frames, hot_frames = by_temperature[min(by_temperature)], by_temperature[max(by_temperature)]
+close_share = {
+    name: np.mean([has_close_pair(a) for a in group])
+    for name, group in {"corpus": li_frames, "cold": cold_frames, "hot": hot_frames}.items()
+}
+nearest_li_li = cold_frames[0].cell.cellpar()[0] / 2  # Å: a/2 in the cubic antifluorite cell
+print(
+    f"Li-Li < 2.6 Å in {close_share['corpus']:.0%} of {corpus}'s {len(li_frames)} Li frames, "
+    f"{close_share['cold']:.0%} of the {min(by_temperature):.0f} K and {close_share['hot']:.0%} "
+    f"of the {max(by_temperature):.0f} K frames; in ideal Li₂O the nearest Li-Li is a/2 = "
+    f"{nearest_li_li:.2f} Å"
+)
+
+# %%
+claims.check(
+    "li-li-close-pairs",
+    {
+        "corpus_share": close_share["corpus"],
+        "hot_share": close_share["hot"],
+        "cold_share": close_share["cold"],
+        "reference_is_training_set": is_training_set,
+    },
+    model=settings.model,
+    reason={
+        "reproduced": "Li-Li pairs under 2.6 Å are rare in the training data and common in hot MD.",
+        "partly": lambda m: (
+            f"{m['corpus_share']:.0%} of the training set's Li frames already hold such a pair: "
+            "uncommon rather than rare."
+        ),
+        "contradicted": lambda m: (
+            f"{m['corpus_share']:.0%} of the training set's Li frames hold a Li-Li pair under "
+            f"2.6 Å, and ideal Li₂O has one at a/2 = {nearest_li_li:.2f} Å, so 2.6 Å is no "
+            "boundary of the training data for this chemistry"
+            + ("." if m["hot_share"] > m["corpus_share"] else ", nor rarer there than in hot MD.")
+        ),
+        "not testable here": not_training_set,
+    },
+)
+
+# %% [markdown]
 # ## Explore it yourself
 # Pick any pair or triplet channel, change the bin widths and the two thresholds, and watch the
 # flagged ranges and the warning table change. The thresholds are stated in every report: a
@@ -111,6 +209,43 @@ coverage_plots.coverage_overlay(
 
 # %%
 coverage_explorer(targets[hottest], reference, channel="Li-Li")
+
+# %% [markdown]
+# ## Shared local physics: does the corpus know Li₂O without Li₂O?
+# The chapter's second reason why one model can serve all of chemistry: local motifs recur
+# across crystals. Remove every Li₂O frame from the corpus and ask how much of the 300 K
+# frames' local picture the other crystals still cover.
+
+# %%
+other_crystals = [a for a in corpus_frames if a.get_chemical_formula(empirical=True) != "Li2O"]
+cold_name = list(targets)[0]
+score_with = coverage.compare_coverage(
+    targets[cold_name], coverage.compute_histograms(corpus_frames, settings=histogram_settings)
+).score
+score_without = coverage.compare_coverage(
+    targets[cold_name], coverage.compute_histograms(other_crystals, settings=histogram_settings)
+).score
+print(
+    f"{len(corpus_frames) - len(other_crystals)} Li2O frames removed: coverage of {cold_name} "
+    f"{score_with:.3f} with them, {score_without:.3f} without"
+)
+
+# %%
+claims.check(
+    "shared-local-physics",
+    {
+        "retained": score_without / score_with,
+        "score_without": score_without,
+        "score_with": score_with,
+    },
+    model=settings.model,
+    reason={
+        "reproduced": "Other crystals of the corpus already show almost every distance and "
+        "angle of Li₂O.",
+        "partly": "Other crystals cover much of Li₂O's local picture, but not all of it.",
+        "contradicted": "Without Li₂O itself the corpus misses much of Li₂O's local picture.",
+    },
+)
 
 # %% [markdown]
 # ## The data sources
@@ -128,6 +263,92 @@ li_o = datasources.fine_tuning_set(
     ("Li", "O"), corpus=settings.dataset("corpus"), seed=settings.seed
 )
 print(li_o)
+
+# %% [markdown]
+# **Chapter check: relaxations sit near minima.** The chapter says MPtrj over-represents
+# near-equilibrium geometries. Compare the forces in the training corpus with those of
+# room-temperature MD: what share of training frames is calmer than a typical 300 K frame?
+
+
+# %%
+def mean_force(frames):
+    """Mean |F| per frame from the DFT labels, eV/Å."""
+    return np.array([np.linalg.norm(f, axis=1).mean() for f in ds.forces(frames)])
+
+
+corpus_force, md_force = mean_force(corpus_frames), np.median(mean_force(cold_frames))
+share_calmer = np.mean(corpus_force < md_force)
+print(
+    f"median mean |F|: {corpus} {np.median(corpus_force):.2f} eV/Å, {min(by_temperature):.0f} K "
+    f"MD {md_force:.2f} eV/Å; {share_calmer:.0%} of {corpus}'s frames are calmer"
+)
+
+# %%
+claims.check(
+    "training-set-near-equilibrium",
+    {
+        "share_calmer": share_calmer,
+        "corpus_median_force": np.median(corpus_force),
+        "md_median_force": md_force,
+        "reference_is_training_set": is_training_set,
+    },
+    model=settings.model,
+    reason={
+        "reproduced": lambda m: (
+            f"{m['share_calmer']:.0%} of the training frames carry less force than a typical "
+            "300 K MD frame, though every relaxation here starts from a rattled, strained cell "
+            "(see its provenance)."
+        ),
+        "partly": "Most training frames are calmer than room-temperature MD, but not by far.",
+        "contradicted": "The training frames are as far from equilibrium as room-temperature MD.",
+        "not testable here": not_training_set,
+    },
+)
+
+# %% [markdown]
+# ## Rare elements, larger errors?
+# The chapter: elements with few training configurations get larger errors, roughly linearly
+# in log N_train. With the training corpus at hand this can be tested on the model it trained:
+# count the training frames holding each element, and measure the model's force error per
+# element on the corpus's held-out relaxations, which it never trained on.
+
+# %%
+if is_training_set:
+    train = [a for a in corpus_frames if a.info.get("split") != "test"]
+    held_out = [a for a in corpus_frames if a.info.get("split") == "test"]
+    counts = datasources.element_frame_counts(train)
+    by_element = zero_shot.evaluate(settings.model, held_out, dataset=corpus)
+    errors = by_element.raw.force_mae_by_element_meV_per_A
+    shared = sorted((el for el in errors if el in counts), key=counts.get)
+    for el in shared:
+        print(f"{el:<3} {counts[el]:>5} training frames   force MAE {errors[el]:6.1f} meV/Å")
+    correlation = np.corrcoef(
+        np.log10([counts[el] for el in shared]), [errors[el] for el in shared]
+    )
+    rare_r = float(correlation[0, 1])
+    print(f"Pearson r(force MAE, log10 frames) = {rare_r:.2f} over {len(shared)} elements")
+else:
+    shared, rare_r = [], None
+    print(f"{corpus} is not {settings.model}'s training set: no element counts to compare")
+
+# %%
+claims.check(
+    "rare-element-log-n",
+    {
+        "correlation": rare_r,
+        "elements": len(shared),
+        "reference_is_training_set": is_training_set,
+    },
+    model=settings.model,
+    reason={
+        "reproduced": "Errors fall steadily with the log of each element's training frames.",
+        "partly": "Errors tend to fall with more training frames, but loosely: other "
+        "differences between elements matter too.",
+        "contradicted": "Here the per-element error does not fall with the element's training "
+        "frames: other differences between elements dominate.",
+        "not testable here": not_training_set,
+    },
+)
 
 # %% [markdown]
 # ## What the diagnostic does not see
