@@ -120,6 +120,17 @@ def shipped(kind: str, key: dict, *, folder: Path | None = None) -> Shipped:
     )
 
 
+def print_shipped(record: Shipped, args) -> None:
+    """Show a shipped record as its live command would (``--json`` or its table), with its origin."""
+    from course_lib.cli import print_json
+
+    if args.json:
+        print_json(record.payload | {"shipped": record.provenance}, args)
+    else:
+        print(record.payload["table"])
+        print(f"shipped reference result, made by: {record.provenance['command']}")
+
+
 def list_shipped(kind: str | None = None, *, folder: Path | None = None) -> list[Path]:
     """Shipped record files (of ``kind``), sorted."""
     folder = folder or SHIPPED_DIR

@@ -101,19 +101,14 @@ def run(args) -> int:
     from course_lib.cli import print_json
     from course_lib.flowchart import run_protocol
     from course_lib.models import resolve_model_name
-    from course_lib.shipped import provenance, ship, shipped
+    from course_lib.shipped import print_shipped, provenance, ship, shipped
 
     check_budgets(args)
     thresholds = thresholds_from_args(args).lock()  # fixed before any data are read
     model = resolve_model_name(args.model)
     key = protocol_key(model, args.dataset, args.phases, args.n_train, args.full_epochs)
     if args.shipped:
-        record = shipped("flowchart", key)
-        if args.json:
-            print_json(record.payload | {"shipped": record.provenance}, args)
-        else:
-            print(record.payload["table"])
-            print(f"shipped reference result, made by: {record.provenance['command']}")
+        print_shipped(shipped("flowchart", key), args)
         return 0
     frames = ds.read_dataset(args.dataset, require_pbc=False)
     phases = ds.read_dataset(args.phases, require_pbc=False) if args.phases else None

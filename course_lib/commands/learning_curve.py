@@ -21,7 +21,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--regime", choices=("few-shot", "full", "scratch"), required=True)
     parser.add_argument(
         "--sizes",
-        type=_sizes,
+        type=comma_separated(int, "--sizes"),
         default=None,
         help="comma-separated training sizes (default 10,20,50,100,200,500, capped by the pool)",
     )
@@ -58,7 +58,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--lr", type=float, help="learning rate (default: the regime's)")
     parser.add_argument(
         "--lrs",
-        type=_floats,
+        type=comma_separated(float, "--lrs"),
         help="sweep these learning rates first (needs --valid) and use the best on validation",
     )
     parser.add_argument(
@@ -213,23 +213,18 @@ def run(args) -> int:
 VALID_SEED = 1000
 
 
-def _floats(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        import argparse
+def comma_separated(kind: type, option: str):
+    """An argparse ``type`` for ``option``: comma-separated values of ``kind`` as a tuple."""
 
-        raise argparse.ArgumentTypeError(
-            f"--lrs takes comma-separated numbers, got {text!r}"
-        ) from None
+    def parse(text: str) -> tuple:
+        try:
+            return tuple(kind(part) for part in text.split(",") if part.strip())
+        except ValueError:
+            import argparse
 
+            noun = "integers" if kind is int else "numbers"
+            raise argparse.ArgumentTypeError(
+                f"{option} takes comma-separated {noun}, got {text!r}"
+            ) from None
 
-def _sizes(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        import argparse
-
-        raise argparse.ArgumentTypeError(
-            f"--sizes takes comma-separated integers, got {text!r}"
-        ) from None
+    return parse

@@ -56,20 +56,15 @@ def run(args) -> int:
     import sys
     import time
 
-    from course_lib.cli import print_json, print_result
-    from course_lib.shipped import command_provenance, ship, shipped
+    from course_lib.cli import print_result
+    from course_lib.shipped import command_provenance, print_shipped, ship, shipped
     from course_lib.strategies import comparison_key, run_strategies
 
     if args.n < 1 or args.epochs < 1 or args.md_steps < 1:
         raise ValueError("--n, --epochs and --md-steps must be at least 1")
     key = comparison_key(args.model, args.dataset, args.n)
     if args.shipped:
-        record = shipped("strategies", key)
-        if args.json:
-            print_json(record.payload | {"shipped": record.provenance}, args)
-        else:
-            print(record.payload["table"])
-            print(f"shipped reference result, made by: {record.provenance['command']}")
+        print_shipped(shipped("strategies", key), args)
         return 0
     began = time.process_time()
     result = run_strategies(
