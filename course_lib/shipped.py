@@ -8,7 +8,9 @@ command as typed, the git commit, the sha256 of the model and of the data, the
 CPU time and the date. Notebooks in fast mode show their live points on top of
 these, labelled as such.
 
-``ship`` writes a record, ``shipped`` reads one back (by kind and key),
+``ship`` writes a record, ``shipped`` reads one back (by kind and key) and
+refuses one whose model or data files have changed since it was made
+(``StaleShippedError``: its numbers would describe something else),
 ``list_shipped`` lists what is there. Records are strict JSON (no NaN).
 """
 
@@ -29,6 +31,10 @@ SHIPPED_DIR = DATA_DIR / "reference-results"
 
 class NotShippedError(FileNotFoundError):
     """No shipped result matches; the message lists what is shipped."""
+
+
+class StaleShippedError(NotShippedError):
+    """A shipped result was made with a model or data file that has changed since."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,13 @@ def shipped(kind: str, key: dict, *, folder: Path | None = None) -> Shipped:
     record = json.loads(path.read_text())
     if record.get("key") != key:
         raise NotShippedError(f"{path.name} holds {record.get('key')}, not {key}")
+    changed = stale_inputs(record["provenance"])
+    if changed:
+        raise StaleShippedError(
+            f"{path.name} was made with other versions of {', '.join(changed)} than the ones "
+            f"here; its numbers would describe another model or data. Remake it: "
+            f"{record['provenance'].get('command', 'the command with --ship')}"
+        )
     return Shipped(
         kind=kind,
         key=record["key"],
@@ -118,6 +131,30 @@ def shipped(kind: str, key: dict, *, folder: Path | None = None) -> Shipped:
         provenance=record["provenance"],
         path=path,
     )
+
+
+def stale_inputs(prov: dict) -> list[str]:
+    """The model and datasets of a record's provenance whose sha256 differs from the files here.
+
+    Inputs that cannot be found here (a model whose weights are not on this machine) are
+    not called stale: there is nothing to compare against.
+    """
+    from course_lib.models import REGISTRY, local_file
+
+    changed = []
+    if prov.get("model_sha256"):
+        name = str(prov.get("model"))
+        path = local_file(REGISTRY[name]) if name in REGISTRY else Path(name)
+        if path is not None and Path(path).is_file() and ds.sha256_of(path) != prov["model_sha256"]:
+            changed.append(f"model {name}")
+    for name, sha in (prov.get("datasets") or {}).items():
+        try:
+            path = ds.dataset_path(name)
+        except (ValueError, FileNotFoundError):
+            continue
+        if sha and Path(path).is_file() and ds.sha256_of(path) != sha:
+            changed.append(f"dataset {name}")
+    return changed
 
 
 def print_shipped(record: Shipped, args) -> None:

@@ -33,3 +33,18 @@ def test_a_missing_record_says_what_is_shipped(tmp_path):
     with pytest.raises(sh.NotShippedError, match=r"shipped: learning-curve--full\.json"):
         sh.shipped("learning-curve", {"regime": "scratch"}, folder=tmp_path)
     assert [p.name for p in sh.list_shipped(folder=tmp_path)] == ["learning-curve--full.json"]
+
+
+def test_a_record_made_with_another_model_file_is_refused_as_stale(tmp_path, tiny_mace_file):
+    key = {"model": "tiny", "regime": "full"}
+    prov = sh.provenance(command="course x --ship", model=tiny_mace_file, datasets=[], cpu_s=1.0)
+    sh.ship("learning-curve", key, {}, prov, folder=tmp_path)
+    assert sh.shipped("learning-curve", key, folder=tmp_path).provenance == prov
+    tiny_mace_file.write_bytes(tiny_mace_file.read_bytes() + b"retrained")
+    with pytest.raises(sh.StaleShippedError, match=r"other versions of model .*course x --ship"):
+        sh.shipped("learning-curve", key, folder=tmp_path)
+    # a stale record is also "not shipped" for callers that fall back to a live run
+    assert issubclass(sh.StaleShippedError, sh.NotShippedError)
+    # data files are checked the same way
+    stale_data = {**prov, "model_sha256": None, "datasets": {"mgo-rattled": "0" * 64}}
+    assert sh.stale_inputs(stale_data) == ["dataset mgo-rattled"]
