@@ -84,7 +84,8 @@ class FineTuneSettings:
     out for validation when no validation frames are given. ``ridge`` is the
     closed form's L2 pull (relative to the mean diagonal of its normal matrix).
     ``min_epoch_frames`` makes each epoch of a small training set repeat it
-    (``training.train``). ``lora_rank`` and ``lora_alpha`` shape the low-rank adapters of
+    (``training.train``); ``keep`` which weights it ends with ("best"
+    validation epoch or "last"). ``lora_rank`` and ``lora_alpha`` shape the low-rank adapters of
     ``trainable="lora"`` (mace-torch's ``--lora_rank``, ``--lora_alpha``).
     """
 
@@ -106,6 +107,7 @@ class FineTuneSettings:
     lr_factor: float = 0.5
     valid_fraction: float = 0.1
     min_epoch_frames: int = 0
+    keep: str = "best"
     lora_rank: int = 4
     lora_alpha: float = 1.0
     seed: int = 0
@@ -141,6 +143,8 @@ class FineTuneSettings:
             raise ValueError(f"valid_fraction must lie in (0, 1), got {self.valid_fraction}")
         if self.max_epochs < 1 or self.batch_size < 1 or self.lora_rank < 1:
             raise ValueError("max_epochs, batch_size and lora_rank must be >= 1")
+        if self.keep not in ("best", "last"):
+            raise ValueError(f"keep must be 'best' or 'last', got {self.keep!r}")
         if self.min_epoch_frames < 0:
             raise ValueError(f"min_epoch_frames must be >= 0, got {self.min_epoch_frames}")
         self.weights  # noqa: B018  (LossWeights checks the three weights)
@@ -364,6 +368,7 @@ def fine_tune(
             lr_factor=s.lr_factor,
             seed=s.seed,
             min_epoch_frames=s.min_epoch_frames,
+            keep=s.keep,
             progress=s.progress,
         )
     if lora:  # fold the adapters into the weights: a plain MACE again, as mace-torch saves it

@@ -14,6 +14,7 @@ state; ``TrainingHistory`` is what it saw on the way.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -68,6 +69,8 @@ class TrainingHistory:
     best_epoch: int
     stopped_early: bool
     wall_time_s: float
+    # The epoch whose weights the model ended with: best_epoch, or the last one (keep="last").
+    kept_epoch: int | None = None
 
     def rows(self) -> list[dict]:
         names = (
@@ -88,7 +91,9 @@ class TrainingHistory:
     @classmethod
     def from_dict(cls, record: Mapping) -> TrainingHistory:
         """The inverse of ``as_dict``, e.g. for the history stored in a model card."""
-        names = [f.name for f in fields(cls)]
+        names = [
+            f.name for f in fields(cls) if f.name in record or f.default is dataclasses.MISSING
+        ]
         missing = sorted(set(names) - set(record))
         if missing:
             raise KeyError(f"a training history needs {missing}; got keys {sorted(record)}")
@@ -195,6 +200,7 @@ def train(
     lr_factor: float = 0.5,
     seed: int = 0,
     min_epoch_frames: int = 0,
+    keep: str = "best",
     progress: bool = True,
 ) -> TrainingHistory:
     """Adam on the parameters that require grad; keeps the best validation state.
@@ -208,8 +214,16 @@ def train(
     times as it takes to see at least this many, so that on 1 or 10
     structures an epoch still holds several gradient steps and the schedule,
     patience and validation cost per step stay those of a large set.
+
+    ``keep="last"`` ends with the final weights instead of the best
+    validation epoch's: for a fixed budget whose learning rate has decayed,
+    where the validation loss (a mean of squares, led by a few large-force
+    frames) no longer tells epochs apart but the energies still improve.
     """
     from tqdm.auto import tqdm
+
+    if keep not in ("best", "last"):
+        raise ValueError(f"keep must be 'best' or 'last', got {keep!r}")
 
     start = time.perf_counter()
     parameters = [p for p in model.parameters() if p.requires_grad]
@@ -246,7 +260,8 @@ def train(
             stopped_early = True
             break
     bar.close()
-    model.load_state_dict(best_state)
+    if keep == "best":
+        model.load_state_dict(best_state)
     return TrainingHistory(
         epoch=tuple(r[0] for r in rows),
         train_loss=tuple(r[1].loss for r in rows),
@@ -259,4 +274,5 @@ def train(
         best_epoch=best_epoch,
         stopped_early=stopped_early,
         wall_time_s=time.perf_counter() - start,
+        kept_epoch=best_epoch if keep == "best" else rows[-1][0],
     )
