@@ -94,3 +94,48 @@ def test_held_out_families_never_train_and_get_their_own_errors(corpus, tmp_path
 
     back = read_model_card(result.model_path)
     assert back.result.prototype_validation == result.prototype_validation
+
+
+def test_a_step_budget_gives_corpora_of_different_sizes_the_same_number_of_updates(
+    corpus, tmp_path
+):
+    """9 training frames, a tenth split off for early stopping: 8 fit, batch 2 -> 4 steps/epoch."""
+    from dataclasses import replace
+
+    from course_lib.pretrain import COURSE_MINI_SETTINGS, epochs_for_steps, rebuild_command
+
+    settings = replace(COURSE_MINI_SETTINGS, batch_size=2)
+    frames = emt_frames(9, seed=3)
+    assert epochs_for_steps(12, frames, settings) == 3
+    assert epochs_for_steps(12, frames + emt_frames(9, seed=4), settings) == 2  # 16 fit: 8/epoch
+    assert epochs_for_steps(1, frames, settings) == 1
+    with pytest.raises(ValueError, match="at least 1"):
+        epochs_for_steps(0, frames, settings)
+    result = pretrain(
+        corpus, out=tmp_path / "s.model", architecture=TINY, batch_size=2, steps=8, progress=False
+    )
+    assert result.epochs_run == 2 and result.training["gradient_steps"] == 8
+    assert "8 gradient steps (4 per epoch)" in result.card_path.read_text()
+    assert rebuild_command(result).startswith("course pretrain --corpus ")
+
+
+def test_keep_last_ends_with_the_final_weights_not_the_best_validation_epoch(corpus, tmp_path):
+    import torch
+
+    from course_lib import training
+    from course_lib.mace_models import build_mace
+
+    frames = ds.read_dataset(corpus)
+    model = build_mace(frames, architecture=TINY, seed=0)
+    history = training.train(
+        model, frames[:6], frames[6:9], max_epochs=4, lr=0.05, keep="last", progress=False
+    )
+    assert history.kept_epoch == 4
+    last = {k: v.clone() for k, v in model.state_dict().items()}
+    again = build_mace(frames, architecture=TINY, seed=0)
+    best = training.train(again, frames[:6], frames[6:9], max_epochs=4, lr=0.05, progress=False)
+    assert best.kept_epoch == best.best_epoch
+    if best.best_epoch != 4:  # the two runs are identical up to the weights they keep
+        assert any(not torch.equal(last[k], v) for k, v in again.state_dict().items())
+    with pytest.raises(ValueError, match="keep must be"):
+        training.train(model, frames[:6], frames[6:9], keep="first", progress=False)
