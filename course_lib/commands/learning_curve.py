@@ -57,6 +57,12 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("--lr", type=float, help="learning rate (default: the regime's)")
     parser.add_argument(
+        "--dtype",
+        choices=("float64", "float32"),
+        default="float64",
+        help="precision of training (float32: about twice as fast on a CPU)",
+    )
+    parser.add_argument(
         "--lrs",
         type=comma_separated(float, "--lrs"),
         help="sweep these learning rates first (needs --valid) and use the best on validation",
@@ -118,6 +124,8 @@ def run(args) -> int:
         settings["min_epoch_frames"] = args.min_epoch_frames
     if args.lr is not None:
         settings["lr"] = args.lr
+    if args.dtype != "float64":
+        settings["dtype"] = args.dtype
     key = lc.shipped_key(
         args.model,
         args.dataset,
