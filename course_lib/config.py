@@ -16,13 +16,24 @@ from course_lib.paths import REPO_ROOT
 
 MODES = ("fast", "full")
 
+#: The roles of ``[datasets]`` and their defaults (bundled dataset names). ``course.toml`` may
+#: point any role at another dataset; a role it leaves out keeps its default, and a role this
+#: table does not know is an error (a misspelt key would otherwise be ignored).
+DATASET_ROLES = {
+    "target": "li2o-md",  # the Li case study: Li2O MD snapshots at two temperatures
+    "in_distribution": "mgo-rattled",  # notebook 08's in-distribution target
+    "in_distribution_phases": "mgo-phases",  # its competing phases, for the hull check
+    "corpus": "mini-mptrj",  # course-mini's pre-training corpus
+    "phases": "li-o-phases",  # the target's competing phases, for the hull check
+}
+
 
 @dataclass(frozen=True)
 class CourseConfig:
     model: str = "auto"
     mode: str = "fast"
     seed: int = 0
-    datasets: dict = field(default_factory=dict)
+    datasets: dict = field(default_factory=lambda: dict(DATASET_ROLES))
     thresholds: dict = field(default_factory=dict)
     # [models.sha256]: checksums an instructor pinned for model files (name -> sha256)
     model_pins: dict = field(default_factory=dict)
@@ -45,11 +56,18 @@ def load_config(path: str | os.PathLike | None = None) -> CourseConfig:
     mode = os.environ.get("COURSE_MODE", course.get("mode", "fast"))
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r} (from {path} or COURSE_MODE)")
+    datasets = dict(raw.get("datasets", {}))
+    unknown = sorted(set(datasets) - set(DATASET_ROLES))
+    if unknown:
+        raise ValueError(
+            f"[datasets] in {path}: unknown role(s) {unknown}; the roles are "
+            f"{', '.join(DATASET_ROLES)}"
+        )
     return CourseConfig(
         model=os.environ.get("COURSE_MODEL", course.get("model", "auto")),
         mode=mode,
         seed=int(course.get("seed", 0)),
-        datasets=dict(raw.get("datasets", {})),
+        datasets=DATASET_ROLES | datasets,
         thresholds=dict(raw.get("thresholds", {})),
         model_pins=dict(raw.get("models", {}).get("sha256", {})),
         source=path if path.exists() else None,

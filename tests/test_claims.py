@@ -7,6 +7,7 @@ import math
 import re
 
 import nbformat
+import numpy as np
 import pytest
 
 from course_lib import claims
@@ -52,8 +53,10 @@ def test_sections_are_chapter_headings_and_no_claim_copies_the_chapter():
     chapter_ngrams = ngrams(words(text))
     for claim in claims.CLAIMS.values():
         assert claim.section in headings, f"{claim.id}: {claim.section!r} is not a heading"
-        for name in ("claim", "chapter", "how", "note"):
-            copied = ngrams(words(getattr(claim, name))) & chapter_ngrams
+        texts = {name: getattr(claim, name) for name in ("claim", "chapter", "how", "note")}
+        texts["erratum"] = claim.erratum.text if claim.erratum else ""
+        for name, text in texts.items():
+            copied = ngrams(words(text)) & chapter_ngrams
             assert not copied, f"{claim.id}.{name} copies the chapter: {' '.join(min(copied))}"
 
 
@@ -72,6 +75,35 @@ def test_the_thresholds_of_the_flowchart_claims_are_the_chapters():
     assert claims.ZERO_SHOT_FORCE_MEV_PER_A == defaults.zero_shot_force_mae_meV_per_A == 100
     assert claims.TUNED_ENERGY_MEV_PER_ATOM == defaults.tuned_energy_mae_meV_per_atom == 20
     assert claims.TUNED_FORCE_MEV_PER_A == defaults.tuned_force_mae_meV_per_A == 50
+
+
+# Claims whose chapter statement a primary source (or the chapter's own count) contradicts:
+# course-work/errata-research.md, items 2, 3, 7, 9, 12 and 14.
+ERRATA = {
+    "finite-alphabet": "50,257",
+    "universal-size": "MPF.2021.2.8",
+    "forces-triple": "3N + 1",
+    "off-equilibrium-data-halves": "MACE-OMAT-0",
+    "committee-like-coverage": "confidence head",
+    "out-of-distribution-factor": "WBM",
+}
+
+
+def test_errata_sit_on_the_claims_they_correct_and_cite_a_source():
+    carrying = {c.id for c in claims.CLAIMS.values() if c.erratum}
+    assert carrying == set(ERRATA)
+    for claim_id, fact in ERRATA.items():
+        erratum = claims.CLAIMS[claim_id].erratum
+        assert fact in erratum.text, claim_id
+        source = erratum.source
+        internal = source.startswith("internal:")
+        assert internal or ("https://" in source and re.search(r"\(20[12]\d", source)), claim_id
+    # not verifiable is not an erratum: those claims say so in a note instead
+    for claim_id in ("zero-shot-force-mae", "li-near-equilibrium-energy", "in-distribution-energy"):
+        assert claims.CLAIMS[claim_id].erratum is None
+        assert "could not trace" in claims.CLAIMS[claim_id].note or "no publication" in (
+            claims.CLAIMS[claim_id].note
+        )
 
 
 # --------------------------------------------------------------------------- verdict rules
@@ -178,6 +210,62 @@ def test_close_li_pairs_rare_in_training_and_common_in_hot_md(corpus_share, hot_
 def test_a_floor_must_exceed_twice_its_bootstrap_spread(floor, floor_std, verdict):
     measured = {"floor": floor, "floor_std": floor_std}
     assert claims.check("learning-curve-floor", measured, model="m").verdict == verdict
+
+
+@pytest.mark.parametrize(
+    ("without", "with_", "verdict"),
+    [(60.0, 30.0, "reproduced"), (60.0, 45.0, "partly"), (60.0, 60.0, "contradicted")]
+    + [(None, None, "not testable here")],
+)
+def test_off_equilibrium_data_compares_a_model_with_its_twin(without, with_, verdict):
+    ratio = without / with_ if without else None
+    measured = {"ratio": ratio, "without_mae": without, "with_mae": with_}
+    result = claims.check("off-equilibrium-data-halves", measured, model="course-mini")
+    assert result.verdict == verdict
+    assert "MACE-OMAT-0" in result.table()  # the erratum travels with every check
+
+
+def test_the_energy_judged_depends_on_the_dft_setup_of_the_model():
+    own = claims.judged_energy(63.6, 37.9, same_setup=True)
+    assert own == {
+        "energy_mae": 63.6,
+        "raw_energy_mae": 63.6,
+        "aligned_energy_mae": 37.9,
+        "same_dft_setup": True,
+    }
+    assert claims.judged_energy(63.6, 37.9, same_setup=False)["energy_mae"] == 37.9
+    assert claims.same_dft_setup("course-mini", "li2o-md")  # mini-mptrj: our GPAW settings
+    assert not claims.same_dft_setup("mace-mp-0-small", "li2o-md")  # MPtrj is not bundled
+
+
+def planted_parity(errors_eV_per_A):
+    """Frames of 2 atoms whose predicted forces are off by the given amount per component."""
+    from ase import Atoms
+
+    frames, predicted = [], []
+    for error in errors_eV_per_A:
+        atoms = Atoms("LiO", positions=[[0, 0, 0], [1.6, 0, 0]])
+        atoms.arrays["REF_forces"] = np.zeros((2, 3))
+        frames.append(atoms)
+        predicted.append(np.full((2, 3), error))
+    return frames, predicted
+
+
+def test_twenty_snapshot_draws_agree_when_every_snapshot_errs_alike():
+    frames, predicted = planted_parity([0.3] * 20)  # 300 meV/Å everywhere
+    draws = claims.snapshot_agreement(frames, predicted, 100.0, seed=0)
+    assert draws.force_mae_meV_per_A == pytest.approx(300.0)
+    assert draws.agreement == 1.0 and draws.n_evaluated == 20
+    assert draws.low_meV_per_A == pytest.approx(300.0) == draws.high_meV_per_A
+    assert claims.check("twenty-snapshots", draws.measured(), model="m").verdict == "reproduced"
+
+
+def test_twenty_snapshot_draws_split_when_the_mae_sits_on_the_threshold():
+    frames, predicted = planted_parity([0.05] * 10 + [0.15] * 10)  # MAE 100 meV/Å
+    draws = claims.snapshot_agreement(frames, predicted, 99.0, seed=0)  # MAE just above it
+    assert draws.force_mae_meV_per_A == pytest.approx(100.0)
+    assert 0.3 < draws.agreement < 0.7  # a coin toss: half the draws land on each side
+    assert claims.check("twenty-snapshots", draws.measured(), model="m").verdict == "contradicted"
 
 
 def test_the_flowchart_claim_needs_a_model_that_failed_zero_shot():

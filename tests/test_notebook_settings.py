@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from course_lib.config import DATASET_ROLES, config_path, load_config
 from course_lib.notebook import MaceRequiredError, notebook_settings
 
 
@@ -20,3 +21,21 @@ def test_require_mace_stops_a_non_mace_model_with_what_to_change(tiny_mace_file)
         notebook_settings(model="chgnet-0.3.0").require_mace("Fine-tuning and committees")
     notebook_settings(model="course-mini").require_mace("Fine-tuning")  # registered MACE
     notebook_settings(model=str(tiny_mace_file)).require_mace("Fine-tuning")  # a MACE file
+
+
+def test_course_toml_names_every_dataset_role_and_unknown_roles_are_refused(tmp_path):
+    import tomllib
+
+    shipped = tomllib.loads(config_path().read_text())["datasets"]
+    assert set(shipped) == set(DATASET_ROLES)  # e.g. in_distribution_phases, read by notebook 08
+    assert load_config().datasets == shipped
+    partial = tmp_path / "course.toml"
+    partial.write_text('[datasets]\ntarget = "mgo-rattled"\n')
+    datasets = load_config(partial).datasets
+    assert datasets["target"] == "mgo-rattled"
+    assert datasets["in_distribution_phases"] == DATASET_ROLES["in_distribution_phases"]
+    partial.write_text('[datasets]\nin_distribution_phase = "mgo-phases"\n')  # misspelt
+    with pytest.raises(
+        ValueError, match="unknown role.*in_distribution_phase'.*in_distribution_phases"
+    ):
+        load_config(partial)
