@@ -131,7 +131,7 @@ class GroupedErrors:
         else:
             verdict = f"about as hard as (within {tolerance:.0%})"
         name = self.key.removesuffix("_K").replace("_", " ")
-        high, low = _label(high), _label(low)
+        high, low = group_label(high), group_label(low)
         return (
             f"{name} {high} vs {low}: energy MAE x{r['energy_mae']:.2f}, force MAE "
             f"x{r['force_mae']:.2f} on DFT forces x{r['force_scale']:.2f} larger, so the relative "
@@ -146,7 +146,7 @@ class GroupedErrors:
         ]
         for value, m in self.metrics.items():
             lines.append(
-                f"{_label(value):>14} {m.n_frames:>6} {m.energy_mae_meV_per_atom:>8.1f} "
+                f"{group_label(value):>14} {m.n_frames:>6} {m.energy_mae_meV_per_atom:>8.1f} "
                 f"{m.force_mae_meV_per_A:>8.0f} {self.force_scale_meV_per_A[value]:>8.0f} "
                 f"{self.relative_force_error(value):>9.0%}"
             )
@@ -452,7 +452,7 @@ def errors_by(frames: Sequence[Atoms], predictions: Predictions, key: str) -> Gr
     )
 
 
-def _label(value) -> str:
+def group_label(value) -> str:
     """A group's value as text: numbers without trailing zeros (300.0 -> "300")."""
     return f"{value:g}" if isinstance(value, (int, float, np.number)) else str(value)
 

@@ -197,6 +197,22 @@ def test_errors_by_group_read_force_errors_against_the_size_of_the_forces(frames
     assert "are easier than" in easier.comparison()
 
 
+def test_errors_by_group_figure_draws_the_planted_numbers_per_model(frames):
+    from course_lib.plots.parity import errors_by_group
+
+    both = cold_and_hot(frames)
+    grouped = {
+        "a": planted_errors(both, cold=(10, 0.5), hot=(30, 0.5)),
+        "b": planted_errors(both, cold=(5, 0.25), hot=(15, 0.1)),
+    }
+    fig = errors_by_group(grouped)
+    bars = {(t.name, t.xaxis): t for t in fig.data}
+    assert list(bars[("a", "x")].x) == ["300", "1200"]
+    np.testing.assert_allclose(bars[("a", "x")].y, [10, 30])
+    np.testing.assert_allclose(bars[("b", "x")].y, [5, 15])
+    np.testing.assert_allclose(bars[("b", "x2")].y, [25, 10])  # % of the DFT force scale
+
+
 def test_zero_shot_result_groups_its_aligned_errors(frames):
     for i, atoms in enumerate(frames):
         atoms.info["temperature_K"] = 1200.0 if i % 2 else 300.0

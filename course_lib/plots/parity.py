@@ -229,3 +229,40 @@ def _slope_text(metrics) -> str:
     """ ", slope s = 0.87" for a title (s < 1: the model's forces are too soft)."""
     slope = getattr(metrics, "force_slope", None)
     return "" if slope is None else f", slope s = {slope:.2f}"
+
+
+def errors_by_group(grouped: Mapping, **layout) -> go.Figure:
+    """Energy MAE and relative force error per group (e.g. MD temperature), one bar per model.
+
+    ``grouped`` maps a label (a model) to its ``zero_shot.GroupedErrors``. The right
+    panel divides each force MAE by its group's DFT force scale (mean |F| component),
+    so hot frames with larger forces are compared on the same footing as cold ones.
+    """
+    from course_lib.zero_shot import group_label
+
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        subplot_titles=("energy MAE (meV/atom)", "force MAE / DFT |F| (%)"),
+    )
+    for (name, errors), colour in zip(grouped.items(), colours(len(grouped))):
+        groups = list(errors.metrics)
+        x = [group_label(g) for g in groups]
+        energy = [errors.metrics[g].energy_mae_meV_per_atom for g in groups]
+        relative = [100 * errors.relative_force_error(g) for g in groups]
+        fig.add_bar(x=x, y=energy, name=name, marker_color=colour, legendgroup=name, row=1, col=1)
+        fig.add_bar(
+            x=x,
+            y=relative,
+            name=name,
+            marker_color=colour,
+            legendgroup=name,
+            showlegend=False,
+            row=1,
+            col=2,
+        )
+    key = next(iter(grouped.values())).key if grouped else ""
+    fig.update_xaxes(title_text=key.replace("_", " "))
+    fig.update_layout(**{**_LAYOUT, "width": 900, "height": 420}, barmode="group")
+    fig.update_layout(**layout)
+    return fig
