@@ -1201,10 +1201,12 @@ def _reason_text(reason, verdict: str, values: dict) -> str:
 
 
 def same_dft_setup(model, dataset: str) -> bool:
-    """Whether ``model`` was pre-trained on a bundled corpus labelled with ``dataset``'s DFT settings.
+    """Whether ``model`` was pre-trained on bundled corpora labelled with ``dataset``'s DFT settings.
 
-    Compares the settings fingerprints in the two datasets' provenance. False
-    for a model whose corpus is not bundled (MACE-MP-0, CHGNet: VASP PBE(+U)).
+    Compares the settings fingerprints in the datasets' provenance; a corpus
+    may be several datasets joined by commas (``course pretrain --corpus
+    mini-mptrj,mini-omat``). False for a model whose corpus is not bundled
+    (MACE-MP-0, CHGNet: VASP PBE(+U)).
     """
     from course_lib import data as ds
     from course_lib.models import pretraining_corpus
@@ -1212,9 +1214,9 @@ def same_dft_setup(model, dataset: str) -> bool:
     corpus = pretraining_corpus(model)
     if corpus is None:
         return False
+    names = [part.strip() for part in corpus.split(",") if part.strip()] + [dataset]
     fingerprints = {
-        ds.read_provenance(ds.dataset_path(name)).get("settings_fingerprint")
-        for name in (corpus, dataset)
+        ds.read_provenance(ds.dataset_path(name)).get("settings_fingerprint") for name in names
     }
     return len(fingerprints) == 1 and None not in fingerprints
 

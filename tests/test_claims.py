@@ -238,6 +238,16 @@ def test_the_energy_judged_depends_on_the_dft_setup_of_the_model():
     assert not claims.same_dft_setup("mace-mp-0-small", "li2o-md")  # MPtrj is not bundled
 
 
+def test_a_corpus_of_several_comma_joined_datasets_is_read_dataset_by_dataset(monkeypatch):
+    from dataclasses import replace
+
+    from course_lib import models
+
+    twin = replace(models.REGISTRY["course-mini"], pretraining_corpus="mini-mptrj,mgo-rattled")
+    monkeypatch.setitem(models.REGISTRY, "course-mini-twin", twin)
+    assert claims.same_dft_setup("course-mini-twin", "li2o-md")
+
+
 def planted_parity(errors_eV_per_A):
     """Frames of 2 atoms whose predicted forces are off by the given amount per component."""
     from ase import Atoms
