@@ -100,7 +100,7 @@ REGISTRY: dict[str, ModelSpec] = {
             description="The course's own small MACE, pre-trained on the bundled mini-MPtrj corpus",
             licence="CC-BY-4.0",
             bundled=MODELS_DIR / "course-mini.model",
-            sha256="07915838bc02ec06d8ef4ddd2fd3c40e63bc4b5d1da64edabc27de58d3dfee27",
+            sha256="dd2cb0ff9f2dd6d77df317a9a43b35fac664518d67b2d54ab52ec2515b8fe57a",
             pretraining_corpus="mini-mptrj",
         ),
     )

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
+import torch
 from ase import Atoms
 
 from course_lib import data as ds
@@ -253,8 +254,9 @@ def pretrain(
 
     ``settings`` (fields overridden by keywords, e.g. ``max_epochs=3``) say
     how; every epoch runs (``patience`` is set to ``max_epochs``) and the
-    best validation state is kept; early stopping uses a seeded tenth of the
-    training frames. Two held-out sets give the card's errors: the corpora's
+    weights kept are those ``settings.keep`` names (course-mini's: the last);
+    a seeded tenth of the training frames is the validation set that drives
+    the learning-rate schedule. Two held-out sets give the card's errors: the corpora's
     fixed held-out splits (frames of families the model also trained on),
     and every frame of the ``held_out_prototypes`` families (``prototype_of``),
     kept out of training altogether. ``limit`` trains on that many training
@@ -311,6 +313,7 @@ def pretrain(
         prototype_validation=unseen_errors,
         training=training_record(settings)
         | {
+            "torch_threads": torch.get_num_threads(),
             "steps_per_epoch": steps_per_epoch(train_frames, settings),
             "gradient_steps": steps_per_epoch(train_frames, settings) * outcome.history.epoch[-1],
         },
@@ -350,8 +353,6 @@ def training_record(settings: FineTuneSettings) -> dict:
 
 def write_model_card(result: PretrainResult, *, provenance: dict, limited: bool) -> Path:
     """The model card (Markdown for people, JSON for code) next to the model file."""
-    import torch
-
     card = result.as_dict() | {
         "licence": LICENCE,
         "intended_use": "teaching the foundation-model paradigm; not for production simulations",
@@ -376,6 +377,15 @@ def _shown_path(path: Path) -> str:
 
     path = Path(path).resolve()
     return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+
+
+def _time_text(result: PretrainResult) -> str:
+    """Wall time, and the torch threads and machine it ran on when the card recorded them."""
+    wall = f"wall time {result.wall_time_s / 60:.1f} min"
+    threads = result.training.get("torch_threads")
+    if threads is None:
+        return f"{wall} on {os.cpu_count()} CPU cores"
+    return f"{wall} with {threads} torch thread(s) on a {os.cpu_count()}-core machine"
 
 
 def _kept_text(result: PretrainResult) -> str:
@@ -461,7 +471,7 @@ frames; {result.n_validation_frames} frames of held-out relaxations for validati
 
 ## Training
 Seed {result.seed}; {result.epochs_run} epochs ({_kept_text(result)});
-wall time {result.wall_time_s / 60:.1f} min on {os.cpu_count()} CPU cores; {_training_text(result.training)}. Rebuild with
+{_time_text(result)}; {_training_text(result.training)}. Rebuild with
 `{rebuild_command(result)}` (see `course pretrain --help`).
 
 ## Errors on held-out frames of families it trained on
