@@ -8,11 +8,12 @@ from functools import cached_property
 from course_lib.config import CourseConfig, load_config
 
 #: A MACE model with more parameters than this gets fast mode's large-model budgets.
-#: course-mini has 71 k parameters; MACE-MP-0 small 3.85 M, medium 4.69 M. On one CPU
-#: thread MACE-MP-0 small (89 elements, 128 channels, l <= 3, r_max 6 Å) costs 10-20x
-#: course-mini per evaluated or gradient-trained 12-atom structure and ~50x per structure
-#: of a closed-form readout fit (one backward pass per readout weight: 144 against 48),
-#: so fast mode's counts of structures, epochs, seeds and members shrink for it.
+#: course-mini has 245 k parameters (64 channels, l <= 1, r_max 5 Å); MACE-MP-0 small 3.85 M,
+#: medium 4.69 M. MACE-MP-0 small (89 elements, 128 channels, l <= 3, r_max 6 Å, ~85
+#: neighbours per atom in Li2O) costs far more per evaluated or gradient-trained 12-atom
+#: structure, and a closed-form readout fit needs one backward pass per readout weight (144
+#: against course-mini's 80), so fast mode's counts of structures, epochs, seeds and members
+#: shrink for it.
 LARGE_MODEL_PARAMETERS = 1_000_000
 
 
