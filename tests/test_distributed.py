@@ -109,7 +109,7 @@ class FileRecordingTrainer:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
 
-    def __call__(self, model, train, test, *, settings):
+    def __call__(self, model, train, test, *, settings, valid_frames=None):
         (self.folder / f"n{len(train)}-s{settings.seed}-{uuid.uuid4().hex}").touch()
         mae = float(sl.power_law(len(train), 100.0, 0.5, 5.0)) + 0.1 * settings.seed
         return _Result(mae, ds.n_labels(train, with_forces=settings.forces_weight > 0))
