@@ -3,6 +3,8 @@
 Solutions live in notebook cells tagged ``solution``. A student copy replaces
 each with an empty cell that says where the answer goes, and carries no
 outputs, so nothing of the answer leaks through a plot or a printed number.
+Self-check cells (tagged ``self-check``, see ``course_lib.exercises``) stay:
+they compare the student's answer with the notebook's own reference.
 """
 
 from __future__ import annotations
@@ -14,16 +16,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SOLUTION_TAG = "solution"
+SELF_CHECK_TAG = "self-check"
 PLACEHOLDER = "# Your solution here.\n"
 
 
 def strip_solutions(notebook):
-    """A copy of ``notebook`` with solution cells emptied and every output cleared."""
+    """A copy of ``notebook`` with solution cells emptied and every output cleared.
+
+    Self-check cells are kept (their outputs cleared like every other). A
+    cell tagged both ``solution`` and ``self-check`` is an error: the check
+    would vanish from the student copy with the solution.
+    """
     import copy
 
     student = copy.deepcopy(notebook)
-    for cell in student.cells:
+    for index, cell in enumerate(student.cells):
         tags = cell.get("metadata", {}).get("tags", [])
+        if SOLUTION_TAG in tags and SELF_CHECK_TAG in tags:
+            raise ValueError(
+                f"cell {index} is tagged both {SOLUTION_TAG!r} and {SELF_CHECK_TAG!r}: put the "
+                "self-check in a cell of its own after the solution, so students keep it"
+            )
         if SOLUTION_TAG in tags:
             cell.source = PLACEHOLDER
             cell.metadata["tags"] = [t for t in tags if t != SOLUTION_TAG] + ["exercise"]

@@ -43,7 +43,7 @@
 import numpy as np
 from ase.neighborlist import neighbor_list
 
-from course_lib import claims, coverage, datasources, models, zero_shot
+from course_lib import claims, coverage, datasources, exercises, models, zero_shot
 from course_lib import data as ds
 from course_lib.coverage_reference import reference_histograms
 from course_lib.notebook import notebook_settings
@@ -364,8 +364,9 @@ claims.check(
 # %% [markdown]
 # ## Exercise
 # A target containing an element the corpus lacks: the chapter's battery cathodes contain
-# transition metals, which mini-MPtrj leaves out. Replace one Li of a snapshot by Co, histogram
-# it against the reference and read the first lines of the report.
+# transition metals, which mini-MPtrj leaves out. Replace one Li of a snapshot (atom 0 of
+# `frames[0]`) by Co, histogram it against the reference and read the first lines of the
+# report. Define `co_score`, the coverage score of the substituted snapshot.
 
 # %% tags=["solution"]
 import warnings
@@ -378,3 +379,49 @@ with warnings.catch_warnings(record=True):
         coverage.compute_histograms([substituted], settings=histogram_settings), reference
     )
 print(report)
+co_score = report.score
+plain_score = coverage.compare_coverage(
+    coverage.compute_histograms([frames[0]], settings=histogram_settings), reference
+).score
+known = models.model_elements(settings.model)  # None: not a fixed list
+model_knows = [el for el in report.missing_elements if known is None or el in known]
+co_channels = [c for c in report.missing_channels if "Co" in c.split("-")]
+print(
+    exercises.conclusion(
+        f"One Co among {len(substituted)} atoms lowers the snapshot's coverage score from "
+        f"{plain_score:.3f} to {co_score:.3f}, and the report's first line names "
+        f"{', '.join(report.missing_elements) or 'no element'} as absent from {reference.source}: "
+        f"every distance and angle with Co ({len(co_channels)} channels) lies where the "
+        "reference has nothing.",
+        "A missing range is a warning about part of a chemistry the model has seen; a missing "
+        "element leaves the model without a learned description of that atom at all.",
+        f"{settings.model} was itself trained on {reference.source}"
+        + (
+            " and knows no Co: it cannot even predict this frame."
+            if is_training_set and not model_knows
+            else "."
+        )
+        if is_training_set
+        else f"{reference.source} is not {settings.model}'s training set"
+        + (
+            f", and {settings.model} does know Co from its own: the warning is about this "
+            "reference, not the model."
+            if model_knows
+            else "."
+        ),
+        section=claims.S_DIAGNOSTIC,
+    )
+)
+
+# %% tags=["self-check"]
+exercises.check(
+    "co_score",
+    globals(),
+    reference=lambda: exercises.substituted_coverage_reference(
+        frames[0], index=0, symbol="Co", reference=reference, settings=histogram_settings
+    ),
+    abs_tol=0.001,
+    define="the coverage score (CoverageReport.score) of frames[0] with atom 0 replaced by Co",
+    hint="copy frames[0], set its symbols[0] = 'Co', then coverage.compute_histograms([...], "
+    "settings=histogram_settings) and coverage.compare_coverage(..., reference).",
+)

@@ -52,7 +52,7 @@
 # %%
 import numpy as np
 
-from course_lib import claims, finetune, zero_shot
+from course_lib import claims, exercises, finetune, zero_shot
 from course_lib import data as ds
 from course_lib.models import pretraining_corpus
 from course_lib.notebook import notebook_settings
@@ -363,28 +363,106 @@ print(finetune.compare_regimes(few_shot))
 # supercells of the training structures and count their labels, with and without forces. Then
 # count the *distinct* ones: in a replica of a periodic cell every copy of an atom feels the
 # same force, and the energy is eight times the cell's. Do the supercells tell the fit anything
-# the cells did not? What kind of large cell would?
+# the cells did not? What kind of large cell would? Define `distinct_labels`: the number of
+# distinct labels (one energy per supercell, plus the force components of atoms whose forces
+# differ) over all the supercells.
 
 # %% tags=["solution"]
 supercells = [atoms.repeat(2) for atoms in frames.train]
-distinct = sum(  # one energy, plus the force components of atoms with different forces
+distinct_labels = sum(  # one energy, plus the force components of atoms with different forces
     1 + 3 * len(np.unique(np.round(a.arrays[ds.FORCES_KEY], 8), axis=0)) for a in supercells
 )
+with_forces, cell_labels = ds.n_labels(supercells), ds.n_labels(frames.train)
 print(
     f"{len(supercells)} supercells of {len(supercells[0])} atoms: "
     f"{ds.n_labels(supercells, with_forces=False)} energy labels, "
-    f"{ds.n_labels(supercells)} with forces, of which {distinct} distinct; "
-    f"the cells themselves: {ds.n_labels(frames.train)}"
+    f"{with_forces} with forces, of which {distinct_labels} distinct; "
+    f"the cells themselves: {cell_labels}"
 )
-# Replicas only copy labels. A large cell adds information when its atoms move independently,
-# e.g. MD or a defect in a supercell labelled by its own DFT calculation.
+print(
+    exercises.conclusion(
+        f"The supercells have {len(supercells[0])} atoms, past the chapter's 50, and offer "
+        f"{with_forces} labels with forces, {with_forces / cell_labels:.0f}x the cells' "
+        f"{cell_labels}; yet only {distinct_labels} are distinct, "
+        + (
+            "exactly the cells' own: a replica copies labels and adds no information."
+            if distinct_labels == cell_labels
+            else f"against the cells' {cell_labels}."
+        ),
+        "The multiplier the chapter means is 3N independent force components, which a large "
+        "cell offers only when its atoms move independently: a snapshot of MD in a supercell, "
+        "a defect or a surface, each labelled by its own DFT calculation.",
+        section=claims.S_FORCES,
+    )
+)
+
+# %% tags=["self-check"]
+exercises.check(
+    "distinct_labels",
+    globals(),
+    reference=lambda: ds.n_labels(frames.train),  # replicas add nothing: the cells' own labels
+    define="the number of distinct labels over all 2x2x2 supercells of frames.train",
+    hint="count one energy per supercell, and 3 force components for each atom whose force "
+    "differs from every other atom's (np.unique on the rounded force rows, axis=0).",
+)
 
 # %% [markdown]
 # ## Exercise 2
 # The ridge term of the closed form pulls the readout toward its pre-trained weights. Refit with
 # a much stronger pull (`ridge=1.0`) and compare the test error and the forgetting with the
 # default fit. Which would you choose if the model also had to keep working on the corpus?
+# Define `pulled_force_mae`: the test force MAE (meV/Å) of the fit with `ridge=1.0`.
 
 # %% tags=["solution"]
 pulled = fit(regime="few-shot", solver="closed-form", ridge=1.0)  # relative to mean diag(A'A)
 print(finetune.compare_regimes({"ridge 1e-6 (default)": closed, "ridge 1": pulled}))
+pulled_force_mae = pulled.test.force_mae_meV_per_A
+default_force_mae = closed.test.force_mae_meV_per_A
+if pulled.forgetting is None:  # no pre-training corpus bundled with this model
+    forgetting = "The corpus column is empty: this model's pre-training data are not bundled."
+else:
+    before = pulled.forgetting_before.force_mae_meV_per_A
+    after = {"default": closed.forgetting.force_mae_meV_per_A}
+    after["ridge 1"] = pulled.forgetting.force_mae_meV_per_A
+    forgetting = (
+        f"On the pre-training corpus the force MAE goes from {before:.0f} to "
+        f"{after['default']:.0f} meV/Å with the default fit and to {after['ridge 1']:.0f} "
+        "with the pull: "
+        + (
+            "the pull keeps the corpus, so for a model that must keep working there it is the "
+            "choice, paid for in target accuracy."
+            if after["ridge 1"] < after["default"] and pulled_force_mae > default_force_mae
+            else "the pull keeps the corpus and costs nothing on the target: choose it."
+            if after["ridge 1"] <= after["default"]
+            else "the pull does not protect the corpus here."
+        )
+    )
+print(
+    exercises.conclusion(
+        f"The pulled readout has a test force MAE of {pulled_force_mae:.0f} meV/Å against "
+        f"{default_force_mae:.0f} with the default ridge"
+        + (
+            ", staying nearer the zero-shot model it is pulled toward."
+            if pulled_force_mae > default_force_mae
+            else "."
+        ),
+        forgetting,
+        "The chapter's few-shot regime freezes 'or heavily regularises' what it does not "
+        "retrain: the ridge is that regularisation, and its strength sets the trade-off between "
+        "the new system and everything else the shared readout serves.",
+        section=claims.S_REGIMES,
+    )
+)
+
+# %% tags=["self-check"]
+exercises.check(
+    "pulled_force_mae",
+    globals(),
+    reference=lambda: (
+        fit(regime="few-shot", solver="closed-form", ridge=1.0).test.force_mae_meV_per_A
+    ),
+    rel_tol=0.01,
+    unit="meV/Å",
+    define="the test force MAE (meV/Å) of the closed-form few-shot fit with ridge=1.0",
+    hint="fit(...) returns a RegimeResult; its .test holds the errors on the held-out frames.",
+)

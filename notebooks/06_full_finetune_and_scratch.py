@@ -53,7 +53,7 @@
 import numpy as np
 from IPython.display import display
 
-from course_lib import claims, finetune, pretrain
+from course_lib import claims, exercises, finetune, pretrain
 from course_lib import data as ds
 from course_lib.models import pretraining_corpus
 from course_lib.notebook import notebook_settings
@@ -412,7 +412,8 @@ if TRAIN_LIVE:
 # ## Exercise 1
 # Count, for each element, how many training frames of the corpus contain it, and set the
 # counts beside the card's held-out force error per element. Do rarer elements have larger
-# errors?
+# errors? Define `r_rare`: the Pearson correlation of the force MAE with log10 of the
+# training-frame count, over the card's elements.
 
 # %% tags=["solution"]
 corpus_train = ds.train_test_split(ds.read_dataset(card.result.corpus), seed=0)[0]
@@ -423,25 +424,60 @@ for element, error in sorted(force_errors.items(), key=lambda item: item[1]):
         f"{element:<3} {counts[element]:>4} training frames, held-out force MAE {error:6.1f} meV/Å"
     )
 elements = sorted(force_errors)
-r = float(
+r_rare = float(
     np.corrcoef(np.log10([counts[el] for el in elements]), [force_errors[el] for el in elements])[
         0, 1
     ]
 )
 verdict, rule = claims.get_claim("rare-element-log-n").judge(
-    {"correlation": r, "elements": len(elements), "reference_is_training_set": True}
+    {"correlation": r_rare, "elements": len(elements), "reference_is_training_set": True}
 )
 print(
-    f"Pearson r(force MAE, log10 training frames) = {r:.2f} over {len(elements)} elements: "
+    f"Pearson r(force MAE, log10 training frames) = {r_rare:.2f} over {len(elements)} elements: "
     f"{verdict} by the rule of the chapter check rare-element-log-n ({rule}); notebook 03 "
     "shows that check for the model in use"
+)
+rarest, commonest = min(counts, key=counts.get), max(counts, key=counts.get)
+print(
+    exercises.conclusion(
+        f"r = {r_rare:.2f}: "
+        + (
+            "rarer elements do have larger errors here, as the chapter says."
+            if r_rare <= -0.3
+            else "the error hardly follows how rare an element is."
+            if r_rare < 0.3
+            else "rarer elements have *smaller* errors here, against the chapter."
+        ),
+        f"The corpus is balanced by design: its rarest element ({rarest}, {counts[rarest]} "
+        f"frames) is only {counts[commonest] / counts[rarest]:.0f}x rarer than its commonest "
+        f"({commonest}, {counts[commonest]}), a span of {np.log10(counts[commonest] / counts[rarest]):.1f} "
+        "decades, where MPtrj's elements span several; over so short a range, what else differs "
+        "between elements (bonding, the variety of their environments) can outweigh the count.",
+        section=claims.S_DEGRADE,
+    )
+)
+
+# %% tags=["self-check"]
+exercises.check(
+    "r_rare",
+    globals(),
+    reference=lambda: exercises.element_count_correlation(
+        ds.train_test_split(ds.read_dataset(card.result.corpus), seed=0)[0],
+        card.result.validation.force_mae_by_element_meV_per_A,
+    ),
+    abs_tol=0.01,
+    define="the Pearson r of the card's per-element force MAE with log10(training frames)",
+    hint="the card's corpus is card.result.corpus; its training split is "
+    "ds.train_test_split(..., seed=0)[0]; count the frames holding each element, then "
+    "np.corrcoef(np.log10(counts), errors).",
 )
 
 # %% [markdown]
 # ## Exercise 2
 # Full fine-tuning moves slowly at its default learning rate. Rerun it with ten times that rate,
 # once as is and once pulled toward the pre-trained weights by an L2 penalty (`l2_pull`, the
-# strength per squared weight). Compare the test errors and the forgetting.
+# strength per squared weight). Compare the test errors and the forgetting. Define `faster`,
+# the learning rate you used.
 
 # %% tags=["solution"]
 faster = 10 * finetune.DEFAULT_LR["full"]
@@ -451,13 +487,111 @@ variants = {
     "full, 10x lr, l2_pull=1": fit(regime="full", lr=faster, l2_pull=1.0, **gradient),
 }
 print(finetune.compare_regimes(variants))
+test = {label: r.test for label, r in variants.items()}
+corpus_after = {
+    label: r.forgetting.force_mae_meV_per_A if r.forgetting else None
+    for label, r in variants.items()
+}
+fast_label, pulled_label = "full, 10x lr", "full, 10x lr, l2_pull=1"
+forgetting = (
+    ""
+    if None in corpus_after.values()
+    else f"On the pre-training corpus (force MAE {full.forgetting_before.force_mae_meV_per_A:.0f} "
+    f"meV/Å before) the default rate ends at {corpus_after['full']:.0f}, ten times the rate at "
+    f"{corpus_after[fast_label]:.0f} and the pulled run at {corpus_after[pulled_label]:.0f}: "
+    + (
+        "the pull holds on to what pre-training taught, at a price on the target."
+        if corpus_after[pulled_label] < corpus_after[fast_label]
+        and test[pulled_label].force_mae_meV_per_A > test[fast_label].force_mae_meV_per_A
+        else "the pull holds on to what pre-training taught."
+        if corpus_after[pulled_label] < corpus_after[fast_label]
+        else "the pull does not reduce forgetting here."
+    )
+)
+f_fast = test[fast_label].force_mae_meV_per_A / test["full"].force_mae_meV_per_A
+e_fast = test[fast_label].energy_mae_meV_per_atom / test["full"].energy_mae_meV_per_atom
+print(
+    exercises.conclusion(
+        f"Ten times the rate takes the test force MAE from {test['full'].force_mae_meV_per_A:.0f} "
+        f"to {test[fast_label].force_mae_meV_per_A:.0f} meV/Å in the same epochs: "
+        + (
+            "at the default rate the run was slow, not converged."
+            if f_fast < 0.8
+            else "worse, too large a step for this start."
+            if f_fast > 1.2
+            else "about the same, so the rate was not what limited it."
+        ),
+        f"The energy MAE goes from {test['full'].energy_mae_meV_per_atom:.0f} to "
+        f"{test[fast_label].energy_mae_meV_per_atom:.0f} meV/atom"
+        + (
+            ": with one composition in the data only the small energy term holds the energy "
+            "offset, and a fast run moves it freely."
+            if e_fast > 2
+            else "."
+        ),
+        forgetting,
+        "The chapter keeps full fine-tuning for systems that need it, starting from the "
+        "checkpoint 'to accelerate convergence'; every weight it moves is shared with the "
+        "chemistry the model was pre-trained on.",
+        section=claims.S_REGIMES,
+    )
+)
+
+# %% [markdown]
+# The self-check below checks the setting, not the errors: a reference for the errors would
+# train twice more, and this notebook stays within its few minutes.
+
+# %% tags=["self-check"]
+exercises.check(
+    "faster",
+    globals(),
+    reference=lambda: 10 * finetune.DEFAULT_LR["full"],
+    rel_tol=1e-6,
+    define="the learning rate of the faster full fine-tune",
+    hint="finetune.DEFAULT_LR holds each regime's default learning rate.",
+)
 
 # %% [markdown]
 # ## Exercise 3
 # Train from scratch again with the energy term weighted as much as the force term
 # (`energy_weight` equal to `LossWeights().forces`). What happens to the test energy
-# and force errors?
+# and force errors? Define `energy_weight`, the weight you used.
 
 # %% tags=["solution"]
-weighted = fit(regime="scratch", energy_weight=LossWeights().forces, **gradient)
+energy_weight = LossWeights().forces
+weighted = fit(regime="scratch", energy_weight=energy_weight, **gradient)
 print(finetune.compare_regimes({"scratch": scratch, "scratch, energy weighted": weighted}))
+e_ratio = weighted.test.energy_mae_meV_per_atom / scratch.test.energy_mae_meV_per_atom
+f_ratio = weighted.test.force_mae_meV_per_A / scratch.test.force_mae_meV_per_A
+print(
+    exercises.conclusion(
+        f"Weighting energies like forces ({LossWeights().energy:g} -> {energy_weight:g}) takes "
+        f"the test energy MAE from {scratch.test.energy_mae_meV_per_atom:.0f} to "
+        f"{weighted.test.energy_mae_meV_per_atom:.0f} meV/atom ({e_ratio:.2g}x) and the force "
+        f"MAE from {scratch.test.force_mae_meV_per_A:.0f} to "
+        f"{weighted.test.force_mae_meV_per_A:.0f} meV/Å ({f_ratio:.2g}x).",
+        (
+            "Energies improve and the forces pay for it: one budget of epochs is split "
+            "differently between the two terms."
+            if f_ratio > 1.2
+            else "Energies improve and the forces hold."
+        )
+        if e_ratio < 0.8
+        else "The energy weight does not help the energies in this budget.",
+        "With a single composition in the data only the energy term fixes the energy offset"
+        + (", and under the default weights it drifted." if e_ratio < 0.8 else ".")
+        + " The flowchart's 'few-shot fine-tune with energy weight' box (FT2) is this remedy, "
+        "for a model whose forces pass but whose energies misorder the phases.",
+        section=claims.S_FLOWCHART,
+    )
+)
+
+# %% tags=["self-check"]
+exercises.check(
+    "energy_weight",
+    globals(),
+    reference=lambda: LossWeights().forces,
+    rel_tol=1e-6,
+    define="the energy weight of the weighted scratch run",
+    hint="LossWeights() holds the default weights of the loss.",
+)

@@ -53,7 +53,7 @@ from dataclasses import replace
 
 from IPython.display import display
 
-from course_lib import claims, models
+from course_lib import claims, exercises, models
 from course_lib import data as ds
 from course_lib.flowchart import Thresholds, decide, locked_thresholds, run_protocol
 from course_lib.notebook import notebook_settings
@@ -322,6 +322,71 @@ for report in (mgo, li):
     print(path)
 
 # %% [markdown]
+# ## CHGNet beside it: the same questions
+# CHGNet, trained on MPtrj and shipped with its package, runs offline: the protocol can ask it
+# the first two questions on the same targets, with the same locked thresholds and the same
+# parity snapshots. The course fine-tunes MACE models only, so where the graph asks CHGNet for
+# a fine-tune the report stops there and says so ("protocol NOT complete"): the next step
+# would be CHGNet's own trainer. When the model above *is* CHGNet, nothing is repeated.
+
+# %%
+beside = [name for name in ("chgnet-0.3.0",) if name != settings.model]
+phases_of = {
+    in_distribution: ds.read_dataset(settings.dataset("in_distribution_phases"), require_pbc=False),
+    target: phases,
+}
+beside_reports = [
+    run_protocol(
+        name,
+        ds.read_dataset(dataset),
+        phases=phases_of[dataset],
+        dataset=dataset,
+        **protocol,
+    )
+    for name in beside
+    for dataset in (in_distribution, target)
+]
+for report in beside_reports:
+    print(report, end="\n\n")
+
+# %%
+for report in beside_reports:
+    display(flowchart_figure(report.flowchart))
+
+# %% [markdown]
+# Side by side, the numbers behind each model's first two answers (the hull check runs on
+# either branch; the graph asks it only after a "yes" at Q1):
+
+
+# %%
+def first_answers(report):
+    """Q1 with its number, and the hull check's verdict, in words."""
+    q1 = report.flowchart.decision("Q1")
+    hull = (
+        "no hull check"
+        if report.hull is None
+        else "hull " + ("passes" if report.hull.passed else "fails")
+    )
+    return f"Q1 {q1.answer} ({q1.criteria[0].text()}); {hull}"
+
+
+for dataset in (in_distribution, target):
+    reports = [r for r in (mgo, li, *beside_reports) if r.dataset == dataset]
+    for report in reports:
+        print(f"{dataset:<12} {report.model:<16} {first_answers(report)}")
+    branches = {r.model: r.flowchart.decision("Q1").answer for r in reports}
+    if len(reports) > 1:
+        print(
+            f"{dataset}: "
+            + (
+                f"both models take the same first branch (Q1 {next(iter(branches.values()))})"
+                if len(set(branches.values())) == 1
+                else "the models part at Q1: " + ", ".join(f"{m} {a}" for m, a in branches.items())
+            ),
+            end="\n\n",
+        )
+
+# %% [markdown]
 # ## 4 · Explore the graph
 # The explorer starts from the Li report: its measured numbers and its locked thresholds. Type
 # other numbers to see other paths. Change a *threshold* and the graph follows, but the lock
@@ -357,7 +422,31 @@ measured = li.flowchart.measurements
 moved = replace(
     thresholds, zero_shot_force_mae_meV_per_A=2 * measured.zero_shot_force_mae_meV_per_A
 )
-print(decide(measured, moved))
+moved_decision = decide(measured, moved)
+print(moved_decision)
+q1_before = li.flowchart.decision("Q1").answer
+q1_after = moved_decision.decision("Q1").answer
+print(
+    exercises.conclusion(
+        f"At {moved.zero_shot_force_mae_meV_per_A:.0f} meV/Å, twice the measured "
+        f"{measured.zero_shot_force_mae_meV_per_A:.0f}, Q1 answers {q1_after}"
+        + (
+            f" where it answered {q1_before}, and the path becomes "
+            f"{' -> '.join(moved_decision.path)}: '{moved_decision.recommendation_text}'."
+            if q1_after != q1_before
+            else ", as it did before: the move changes no decision here."
+        ),
+        (
+            "The report carries the flag: " + "; ".join(moved_decision.flags) + "."
+            if moved_decision.flags
+            else "The report carries no flag, which would be a bug of the lock."
+        ),
+        "A threshold chosen after the number can always be chosen to pass; the chapter's "
+        "discipline is to fix it before looking at the data, and the lock's fingerprint makes a "
+        "late edit visible in every report made with it.",
+        section=claims.S_FLOWCHART,
+    )
+)
 
 # %% [markdown]
 # ## Exercise 2
@@ -367,5 +456,22 @@ print(decide(measured, moved))
 
 # %% tags=["solution"]
 catalysis = replace(Thresholds.from_config(), tuned_energy_mae_meV_per_atom=10.0).lock()
-print(decide(measured, catalysis))
-# Clean: lock first, then measure again, i.e. run_protocol(..., thresholds=catalysis).
+catalysis_decision = decide(measured, catalysis)
+print(catalysis_decision)
+q3 = catalysis_decision.decision("Q3")
+print(
+    exercises.conclusion(
+        "The lock is fresh, but the measurements are older: the thresholds came after the "
+        "data, and the report flags it: " + "; ".join(catalysis_decision.flags) + ".",
+        (
+            f"Under them Q3 reads {q3.text().split(': ', 1)[-1]} and answers {q3.answer}."
+            if q3 is not None
+            else "Q3 is not on this path (no fine-tune was asked for), so the new energy "
+            "threshold decides nothing here."
+        ),
+        "Clean: lock first, then measure again, run_protocol(..., thresholds=catalysis). The "
+        "chapter: the thresholds are field-dependent (for catalysis 50 meV/atom may be "
+        "unacceptable), and whatever they are, they are fixed before the data are seen.",
+        section=claims.S_FLOWCHART,
+    )
+)

@@ -3,7 +3,7 @@
 import jupytext
 import pytest
 
-from course_lib import runner
+from course_lib import exercises, runner
 
 NOTEBOOKS = runner.course_notebooks()
 
@@ -22,3 +22,5 @@ def test_paired_ipynb_matches_the_py_source(source):
 def test_notebook_runs_in_fast_mode(source, tmp_path):
     result = runner.run_notebook(source, tmp_path, mode="fast", timeout_s=600)
     assert result.ok, result.error
+    failed = [c.table() for c in exercises.checks_in_notebook(result.output) if not c.passed]
+    assert not failed, "the instructor copy fails its own self-checks:\n" + "\n".join(failed)
