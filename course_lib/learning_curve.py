@@ -68,6 +68,8 @@ class CurvePoint:
 
     Errors are on the fixed held-out test set: energy MAE in meV/atom, force
     MAE in meV/Å. ``n_labels`` counts the scalar labels the run trained on.
+    ``epochs_trained`` and ``stopped_early`` say whether a gradient run
+    converged (early stopping fired) or ran out of epochs; None for closed form.
     """
 
     n_train: int
@@ -77,6 +79,8 @@ class CurvePoint:
     n_labels: int
     fit_time_s: float
     cached: bool = False
+    epochs_trained: int | None = None
+    stopped_early: bool | None = None
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -572,10 +576,12 @@ def _train_and_store(
         settings=dataclasses.replace(settings, seed=run.seed, progress=False),
     )
     remove_partial_writes(run.path, older_than_s=60.0)
-    return _store_point(run, result.test, result.n_labels, result.fit_time_s)
+    return _store_point(run, result.test, result.n_labels, result.fit_time_s, result.history)
 
 
-def _store_point(run: _PlannedRun, test_metrics, n_labels: int, fit_time_s: float) -> CurvePoint:
+def _store_point(
+    run: _PlannedRun, test_metrics, n_labels: int, fit_time_s: float, history=None
+) -> CurvePoint:
     """The point of a finished run, written to its result file first."""
     point = CurvePoint(
         n_train=run.n_train,
@@ -584,6 +590,8 @@ def _store_point(run: _PlannedRun, test_metrics, n_labels: int, fit_time_s: floa
         force_mae_meV_per_A=test_metrics.force_mae_meV_per_A,
         n_labels=n_labels,
         fit_time_s=fit_time_s,
+        epochs_trained=None if history is None else int(history.epoch[-1]),
+        stopped_early=None if history is None else bool(history.stopped_early),
     )
     _write_run(run.path, run.key, point, test_metrics.as_dict())
     return point
@@ -713,12 +721,16 @@ def sweep_learning_rate(
     seed: int = 0,
     energy_only: bool = False,
     progress: bool = True,
+    cache: bool = True,
+    cache_dir: str | os.PathLike | None = None,
     **settings,
 ) -> LearningRateSweep:
     """Train ``regime`` on ``subset(train_pool, n_train, seed)`` at each rate in ``lrs``; score on ``valid_frames``.
 
     The chapter's hygiene applied to a hyper-parameter: the rate is chosen on
     validation frames before any learning-curve point is measured on the test set.
+    Each rate's run is stored under ``cache_dir`` (default
+    ``work_dir("lr-sweeps")``) as soon as it ends, so an interrupted sweep resumes.
     """
     from tqdm.auto import tqdm
 
@@ -728,22 +740,39 @@ def sweep_learning_rate(
         raise ValueError(f"learning rates must be positive and finite, got {list(lrs)}")
     train = ds.subset(list(train_pool), min(n_train, len(train_pool)), seed=seed)
     loaded = _LazyModel(model, dtype=settings.get("dtype", "float64"))
+    folder = Path(cache_dir) if cache_dir is not None else work_dir("lr-sweeps")
     rows = []
     for lr in tqdm(list(lrs), desc=f"{regime} lr sweep", disable=not progress):
-        tuner = FineTuner(
-            model=loaded.get(),
+        key = run_key(
+            model=model_key(model),
             regime=regime,
-            lr=float(lr),
+            n_train=len(train),
             seed=seed,
-            progress=False,
-            forces_weight=0.0 if energy_only else LossWeights.forces,
-            **settings,
-        ).fit(train, list(valid_frames))
-        h = tuner.history_
-        best = h.epoch.index(h.best_epoch)
-        rows.append(
-            (h.valid_loss[best], h.valid_energy_mae[best], h.valid_force_mae[best], h.best_epoch)
+            energy_only=energy_only,
+            settings=keyed_settings(regime, {**settings, "lr": float(lr)}),
+            train=train,
+            test=valid_frames,
         )
+        path = run_path(key, folder)
+        record = _read_record(path, key) if cache else None
+        if record is None:
+            tuner = FineTuner(
+                model=loaded.get(),
+                regime=regime,
+                lr=float(lr),
+                seed=seed,
+                progress=False,
+                forces_weight=0.0 if energy_only else LossWeights.forces,
+                **settings,
+            ).fit(train, list(valid_frames))
+            h = tuner.history_
+            best = h.epoch.index(h.best_epoch)
+            row = (
+                h.valid_loss[best], h.valid_energy_mae[best], h.valid_force_mae[best], h.best_epoch
+            )
+            record = {"key": key, "row": [float(v) for v in row[:3]] + [int(row[3])]}
+            ds.atomic_write_text(path, json.dumps(record, indent=2) + "\n")
+        rows.append(tuple(record["row"]))
     loss, energy, force, epochs = zip(*rows)
     return LearningRateSweep(
         regime=regime,
