@@ -36,6 +36,7 @@ from course_lib import data as ds
 from course_lib.finetune import FineTuneSettings, run_regime, shared_closed_form
 from course_lib.paths import work_dir
 from course_lib.scaling_law import (
+    METRICS,
     LearningCurveInputError,
     PowerLawFit,
     fit_power_law,
@@ -157,6 +158,24 @@ class LearningCurve:
         sizes, maes = self.values(metric)
         return fit_power_law(sizes, maes, metric=metric, **options)
 
+    def first_n_below(self, metric: str, target: float) -> int | None:
+        """The smallest measured N whose mean MAE over seeds is below ``target``; else None.
+
+        Measured, not fitted: a size that was not run cannot be the answer. Strictly below,
+        as the flowchart's "errors now < threshold?".
+        """
+        return next((row.n_train for row in self.summary(metric) if row.mean < target), None)
+
+    @property
+    def converged_fraction(self) -> float | None:
+        """The share of gradient runs that early stopping ended (None for closed form).
+
+        A run that used up its epochs may still have been improving; a curve of
+        such runs is a lower bound on what the regime reaches at that N.
+        """
+        flags = [p.stopped_early for p in self.points if p.stopped_early is not None]
+        return float(np.mean(flags)) if flags else None
+
     def as_dict(self) -> dict:
         return {
             "model": self.model,
@@ -199,6 +218,158 @@ class LearningCurve:
         return "\n".join(lines)
 
     __str__ = table
+
+
+# --------------------------------------------------------------------------- regimes compared
+
+#: The sizes of the chapter's data-size table that a regime comparison reports.
+TABLE_SIZES = (1, 10, 50, 200, 500)
+
+
+@dataclass(frozen=True)
+class RegimeRow:
+    """One regime in ``RegimeTable``: mean ± std per table size, and the first N meeting a target.
+
+    ``force``/``energy`` map N to (mean, std, seeds) of the test MAE (meV/Å, meV/atom), only
+    for sizes that were run; ``n_force``/``n_energy`` are the smallest measured N at or below
+    the target (None: not reached, ``why_not_*`` says how close it came and whether the runs
+    had converged).
+    """
+
+    label: str
+    force: dict[int, tuple[float, float, int]]
+    energy: dict[int, tuple[float, float, int]]
+    n_force: int | None
+    n_energy: int | None
+    why_not_force: str
+    why_not_energy: str
+    alpha: float | None
+    alpha_std: float | None
+    converged_fraction: float | None
+
+
+@dataclass(frozen=True)
+class RegimeTable:
+    """Regime x N test errors and the smallest N that meets each target (the note's table)."""
+
+    sizes: tuple[int, ...]
+    force_target_meV_per_A: float
+    energy_target_meV_per_atom: float
+    rows: tuple[RegimeRow, ...]
+
+    def table(self) -> str:
+        """Markdown: force and energy MAE (mean ± std over seeds) per size, α, N meeting targets."""
+        head = " | ".join(f"N = {n}" for n in self.sizes)
+        lines = [
+            f"| regime | | {head} | α (force) | N for F < {self.force_target_meV_per_A:g} meV/Å "
+            f"| N for E < {self.energy_target_meV_per_atom:g} meV/atom |",
+            "|" + "---|" * (len(self.sizes) + 5),
+        ]
+        for row in self.rows:
+            for name, values, unit in (("F", row.force, "meV/Å"), ("E", row.energy, "meV/atom")):
+                cells = " | ".join(
+                    f"{values[n][0]:.1f} ± {values[n][1]:.1f}" if n in values else "-"
+                    for n in self.sizes
+                )
+                if name == "F":
+                    alpha = (
+                        f"{row.alpha:.2f} ± {row.alpha_std:.2f}" if row.alpha is not None else "-"
+                    )
+                    reach = (
+                        f"{row.n_force} | {row.n_energy}"
+                        if row.n_force is not None and row.n_energy is not None
+                        else f"{row.n_force or 'not reached'} | {row.n_energy or 'not reached'}"
+                    )
+                    lines.append(f"| {row.label} | F ({unit}) | {cells} | {alpha} | {reach} |")
+                else:
+                    lines.append(f"| | E ({unit}) | {cells} | | | |")
+        notes = [
+            f"- {row.label}, {what}: {why}"
+            for row in self.rows
+            for what, why in (("force", row.why_not_force), ("energy", row.why_not_energy))
+            if why
+        ]
+        return "\n".join(lines + notes)
+
+    __str__ = table
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def regime_table(
+    curves: Mapping[str, LearningCurve],
+    *,
+    force_target_meV_per_A: float,
+    energy_target_meV_per_atom: float,
+    sizes: Sequence[int] = TABLE_SIZES,
+    seed: int = 0,
+) -> RegimeTable:
+    """Each curve's errors at ``sizes``, its force α (where the fit can pin it) and the first N
+    whose mean is below each target, measured over every size the curve ran. The targets are
+    the flowchart's post-tuning thresholds (``flowchart.Thresholds``, locked in notebook 02).
+
+    A target not reached is explained from the numbers: the best mean and its N, and the share
+    of runs that had converged (early stopping) rather than used up their epochs.
+    """
+    rows = []
+    for label, curve in curves.items():
+        per_metric = {}
+        for metric in ("force", "energy"):
+            per_metric[metric] = {
+                row.n_train: (row.mean, row.std, row.n_seeds)
+                for row in curve.summary(metric)
+                if row.n_train in set(sizes)
+            }
+        try:
+            fit = curve.fit("force", seed=seed)
+            alpha, alpha_std = fit.alpha, fit.alpha_std
+        except LearningCurveInputError:
+            alpha = alpha_std = None
+        reached = {
+            "force": curve.first_n_below("force", force_target_meV_per_A),
+            "energy": curve.first_n_below("energy", energy_target_meV_per_atom),
+        }
+        why = {}
+        for metric, target in (
+            ("force", force_target_meV_per_A),
+            ("energy", energy_target_meV_per_atom),
+        ):
+            if reached[metric] is not None:
+                why[metric] = ""
+                continue
+            best = min(curve.summary(metric), key=lambda row: row.mean)
+            unit = METRICS[metric][1]
+            converged = curve.converged_fraction
+            why[metric] = (
+                f"not reached up to N = {max(curve.sizes)}; best {best.mean:.1f} ± "
+                f"{best.std:.1f} {unit} at N = {best.n_train} against {target:g}"
+                + (
+                    f"; {converged:.0%} of its runs stopped early (converged)"
+                    if converged is not None
+                    else "; closed form (exact optimum of the readouts)"
+                )
+            )
+        rows.append(
+            RegimeRow(
+                label=label,
+                force=per_metric["force"],
+                energy=per_metric["energy"],
+                n_force=reached["force"],
+                n_energy=reached["energy"],
+                why_not_force=why["force"],
+                why_not_energy=why["energy"],
+                alpha=alpha,
+                alpha_std=alpha_std,
+                converged_fraction=curve.converged_fraction,
+            )
+        )
+    return RegimeTable(
+        sizes=tuple(int(n) for n in sizes),
+        force_target_meV_per_A=float(force_target_meV_per_A),
+        energy_target_meV_per_atom=float(energy_target_meV_per_atom),
+        rows=tuple(rows),
+    )
 
 
 # --------------------------------------------------------------------------- cache keys
@@ -576,7 +747,8 @@ def _train_and_store(
         settings=dataclasses.replace(settings, seed=run.seed, progress=False),
     )
     remove_partial_writes(run.path, older_than_s=60.0)
-    return _store_point(run, result.test, result.n_labels, result.fit_time_s, result.history)
+    history = getattr(result, "history", None)  # closed-form runs and stub trainers have none
+    return _store_point(run, result.test, result.n_labels, result.fit_time_s, history)
 
 
 def _store_point(

@@ -313,6 +313,32 @@ def test_lr_sweep_chooses_the_rate_that_learns_on_validation(tiny_mace):
         lc.sweep_learning_rate(tiny_mace, pool, valid, regime="full", lrs=(0.0,), n_train=2)
 
 
+def test_an_interrupted_lr_sweep_resumes_from_its_stored_rates(tiny_mace, tmp_path, monkeypatch):
+    from course_lib import finetune
+
+    pool, valid = emt_frames(8, seed=6), emt_frames(3, seed=7)
+    options = dict(
+        regime="full", n_train=4, max_epochs=2, batch_size=2, progress=False,
+        cache_dir=tmp_path / "sweeps",
+    )
+    first = lc.sweep_learning_rate(tiny_mace, pool, valid, lrs=(1e-3,), **options)
+    assert len(list((tmp_path / "sweeps").glob("*.json"))) == 1
+    fits = []
+    original_fit = finetune.FineTuner.fit
+    monkeypatch.setattr(
+        finetune.FineTuner, "fit", lambda self, *a, **k: fits.append(self.settings.lr) or original_fit(
+            self, *a, **k
+        )
+    )
+    both = lc.sweep_learning_rate(tiny_mace, pool, valid, lrs=(1e-3, 1e-2), **options)
+    assert fits == [1e-2]  # the stored rate is read, only the new one trains
+    assert both.valid_loss[0] == first.valid_loss[0]
+    assert len(list((tmp_path / "sweeps").glob("*.json"))) == 2
+    options["max_epochs"] = 3  # another setting is another key: trained again
+    lc.sweep_learning_rate(tiny_mace, pool, valid, lrs=(1e-3,), **options)
+    assert fits == [1e-2, 1e-3]
+
+
 def test_sizes_are_capped_by_the_pool():
     assert lc.curve_sizes((10, 20, 50, 100), 60) == (10, 20, 50, 60)
     assert lc.curve_sizes((10, 20), 100) == (10, 20)
@@ -339,6 +365,7 @@ def test_runner_trains_a_tiny_scratch_model_end_to_end(pool_and_test, tmp_path):
         assert point.n_labels == len(train) + 3 * sum(len(a) for a in train)
         assert point.force_mae_meV_per_A > 0 and np.isfinite(point.energy_mae_meV_per_atom)
         assert point.fit_time_s > 0
+        assert (point.epochs_trained, point.stopped_early) == (1, False)  # used up its 1 epoch
     records = [json.loads(p.read_text()) for p in sorted((tmp_path / "lc").glob("*.json"))]
     assert len(records) == 3
     assert records[0]["key"]["settings"]["architecture"]["hidden_irreps"] == "8x0e"
@@ -448,6 +475,70 @@ def synthetic_curve(*, regime="few-shot", energy_only=False, zero_shot=None) -> 
         for i, (n, e) in enumerate(zip(SIZES, errors))
     )
     return lc.LearningCurve("test", regime, energy_only, points, n_test=10, zero_shot=zero_shot)
+
+
+def curve_of(regime: str, force: dict, energy: dict, *, stopped=None) -> lc.LearningCurve:
+    """Two seeds per N at mean ``force[N]`` ± 1 and ``energy[N]`` ± 1 (meV/Å, meV/atom)."""
+    points = tuple(
+        lc.CurvePoint(
+            n_train=n, seed=seed, energy_mae_meV_per_atom=energy[n] + sign,
+            force_mae_meV_per_A=force[n] + sign, n_labels=n, fit_time_s=1.0,
+            epochs_trained=None if stopped is None else 10,
+            stopped_early=None if stopped is None else stopped[n],
+        )
+        for n in force
+        for seed, sign in ((0, -1.0), (1, 1.0))
+    )
+    return lc.LearningCurve("test", regime, False, points, n_test=10)
+
+
+def test_regime_table_finds_the_first_measured_n_below_each_target_and_says_why_not():
+    sizes = (1, 10, 50, 200, 500)
+    good = curve_of(
+        "full",
+        dict(zip(sizes, (300.0, 120.0, 60.0, 49.0, 30.0))),  # below 50 from N = 200
+        dict(zip(sizes, (40.0, 19.0, 10.0, 5.0, 3.0))),  # below 20 from N = 10
+        stopped=dict.fromkeys(sizes, True),
+    )
+    stuck = curve_of(
+        "scratch",
+        dict(zip(sizes, (900.0, 500.0, 200.0, 90.0, 70.0))),
+        dict(zip(sizes, (500.0, 200.0, 80.0, 30.0, 21.0))),
+        stopped={1: True, 10: True, 50: True, 200: False, 500: False},
+    )
+    table = lc.regime_table(
+        {"full": good, "scratch": stuck}, force_target_meV_per_A=50, energy_target_meV_per_atom=20
+    )
+    full, scratch = table.rows
+    assert (full.n_force, full.n_energy) == (200, 10)
+    assert full.force[200] == pytest.approx((49.0, np.sqrt(2), 2))  # mean, std (ddof 1), seeds
+    assert (scratch.n_force, scratch.n_energy) == (None, None)
+    assert "best 70.0" in scratch.why_not_force and "N = 500" in scratch.why_not_force
+    assert "60% of its runs stopped early" in scratch.why_not_force
+    assert full.why_not_force == "" and scratch.converged_fraction == pytest.approx(0.6)
+    text = table.table()
+    assert "| full | F (meV/Å) | 299.0" not in text  # means, not single runs
+    assert "not reached" in text and "49.0 ± 1.4" in text
+    # strictly below, as the flowchart asks: a mean exactly at the target does not meet it
+    at = curve_of("full", {10: 51.0, 50: 50.0}, {10: 20.0, 50: 20.0})
+    assert at.first_n_below("force", 50.0) is None and at.first_n_below("force", 50.5) == 50
+    assert at.converged_fraction is None  # no gradient runs recorded
+
+
+def test_figure_draws_shipped_reference_curves_pale_beneath_the_live_ones():
+    from course_lib.plots.learning_curve import learning_curve_figure
+
+    live = synthetic_curve()
+    shipped = synthetic_curve()
+    fig = learning_curve_figure(
+        {"live": live, "shipped (full mode)": shipped}, references=["shipped (full mode)"]
+    )
+    means = {t.name: t for t in fig.data if t.name in ("live", "shipped (full mode)")}
+    assert means["shipped (full mode)"].marker.color.startswith("rgba(")
+    assert means["shipped (full mode)"].marker.symbol == "square-open"
+    assert not means["live"].marker.color.startswith("rgba(")
+    with pytest.raises(ValueError, match="match no curve"):
+        learning_curve_figure({"live": live}, references=["other"])
 
 
 def test_figure_draws_means_with_seed_spread_fits_and_the_data_size_guide():

@@ -18,6 +18,7 @@ MACE-MP-0's shapes.
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from pathlib import Path
@@ -184,13 +185,78 @@ def test_medium_standin_refits_its_readouts_and_e0s_in_closed_form(mace_mp_files
     assert np.isfinite(fit.test.force_mae_meV_per_A) and fit.zero_shot is not None
 
 
+@pytest.mark.slow
+def test_small_standin_trains_from_scratch_runs_md_and_fits_a_committee(mace_mp_files, monkeypatch):
+    """What notebooks 05-08 add on MACE-MP-0 small's shapes, in seconds instead of minutes.
+
+    Scratch copies the 89-element architecture (05, 06, 08), Langevin MD drives it (06, 07),
+    a committee of refitted readouts gives a spread (07), a gradient full fine-tune moves all
+    weights (05, 06).
+    """
+    import torch
+
+    from course_lib import finetune, md, uncertainty
+    from course_lib.mace_models import architecture_of
+
+    use_standin(monkeypatch, mace_mp_files, "mace-mp-0-small")
+    frames = ds.read_dataset("li2o-md")
+    pool, test = ds.train_test_split(frames, seed=0)
+    train, test = ds.subset(pool, 2, seed=0), ds.subset(test, 1, seed=0)
+    start = finetune.load_model("mace-mp-0-small", dtype="float32")
+    n_start = sum(p.numel() for p in start.parameters())
+
+    scratch = finetune.run_regime(
+        start, train, test, regime="scratch", max_epochs=1, dtype="float32", seed=0,
+        progress=False,
+    )
+    # the foundation's hyper-parameters, for the target's elements only (Li, O)
+    copied, original = architecture_of(scratch.tuner.model_), architecture_of(start)
+    for name in ("hidden_irreps", "r_max", "max_ell", "correlation", "num_interactions"):
+        assert str(copied[name]) == str(original[name])
+    assert scratch.tuner.model_.atomic_numbers.tolist() == [3, 8]
+    assert sum(p.numel() for p in scratch.tuner.model_.parameters()) < n_start
+    full = finetune.run_regime(
+        start, train, test, regime="full", max_epochs=1, dtype="float32", seed=0, progress=False
+    )
+    moved = [
+        not torch.equal(a, b)
+        for a, b in zip(start.parameters(), full.tuner.model_.parameters())
+        if a.requires_grad
+    ]
+    assert sum(moved) > len(moved) // 2  # full fine-tuning moves the weights, not the readouts alone
+
+    from course_lib.mace_models import calculator_for
+
+    run = md.run_md(
+        calculator_for(full.tuner.model_), train[0].copy(), temperature_K=300, steps=5,
+        sample_every=5,
+    )
+    assert run.steps_run == 5 and len(run.energies_eV) >= 2
+
+    members = uncertainty.fine_tune_committee(start, train, n_members=2, seed=0)
+    spread = uncertainty.committee_spread(uncertainty.predict_committee(members, test), test)
+    force_spread = np.concatenate(spread.force_meV_per_A)
+    assert np.all(np.isfinite(force_spread)) and force_spread.max() > 0
+
+
 # --------------------------------------------------------------------------- the notebooks
 
 NOTEBOOKS = [nb for nb in runner.course_notebooks() if "02" <= nb.stem[:2] <= "08"]
+#: CI runs 02-04 on the stand-in (zero-shot, coverage, first training with the large-model
+#: budgets: ~2 min); 05-08 take ~13 min more on the same code paths, which the test above covers
+#: in seconds. COURSE_TEST_ALL_STANDINS=1 runs all seven (before a release; results in the
+#: instructor guide).
+ALL_STANDINS = os.environ.get("COURSE_TEST_ALL_STANDINS") == "1"
+STANDIN_NOTEBOOKS = [
+    nb
+    if nb.stem[:2] <= "04" or ALL_STANDINS
+    else pytest.param(nb, marks=pytest.mark.skip(reason="COURSE_TEST_ALL_STANDINS=1 runs it"))
+    for nb in NOTEBOOKS
+]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("source", NOTEBOOKS, ids=[nb.stem for nb in NOTEBOOKS])
+@pytest.mark.parametrize("source", STANDIN_NOTEBOOKS, ids=[nb.stem for nb in NOTEBOOKS])
 def test_notebook_runs_in_fast_mode_on_mace_mp_0_small(
     source, mace_mp_files, notebook_model_cache, monkeypatch, tmp_path, record_property
 ):

@@ -41,6 +41,7 @@ def learning_curve_figure(
     zero_shot: bool = True,
     data_size_guide: bool | dict = True,
     extend_to: float | None = None,
+    references: Sequence[str] = (),
     **layout,
 ) -> go.Figure:
     """Mean ± seed standard deviation of the test MAE per N, and each fitted law.
@@ -54,7 +55,9 @@ def learning_curve_figure(
     default 10^5 when the data-size guide is drawn on log axes). Zero-shot
     errors are horizontal dashed lines. ``data_size_guide`` shades the
     chapter's table of fine-tuning sizes (structures axis only); a dict is
-    passed to ``add_data_size_guide``.
+    passed to ``add_data_size_guide``. Curves whose labels are in ``references``
+    (e.g. shipped full-mode curves under a fast-mode run) are drawn wide and pale,
+    as the background that the other curves' points are read against.
     """
     if x not in _X_TITLES:
         raise ValueError(f"x must be one of {list(_X_TITLES)}, got {x!r}")
@@ -67,8 +70,11 @@ def learning_curve_figure(
         extend_to = 1e5 if guide and log_log else largest
     colours = _colours_by_regime(curves.values())
     fig = go.Figure()
+    unknown = sorted(set(references) - set(curves))
+    if unknown:
+        raise ValueError(f"references {unknown} match no curve; curve labels: {list(curves)}")
     for label, curve in curves.items():
-        style = _style(curve, colours[curve.regime])
+        style = _style(curve, colours[curve.regime], reference=label in references)
         per_structure = _labels_per_structure(curve) if x == "labels" else 1.0
         if show_runs:
             fig.add_trace(_runs_trace(curve, attribute, per_structure, label, style))
@@ -209,7 +215,7 @@ def _fit_traces(fit, curve, per_structure, extend_to, label, style) -> list[go.S
             x=inside * per_structure,
             y=fit.predict(inside),
             customdata=inside,
-            line=dict(color=style["color"], dash=style["dash"], width=2.5),
+            line=dict(color=style["color"], dash=style["dash"], width=style.get("width", 2.5)),
             name=name,
             meta=FIT_TRACE_NAME,
             **common,
@@ -265,10 +271,21 @@ def _max_ratio(curves) -> float:
     return max(_labels_per_structure(curve) for curve in curves.values())
 
 
-def _style(curve: LearningCurve, colour: str) -> dict:
+def _style(curve: LearningCurve, colour: str, *, reference: bool = False) -> dict:
+    if reference:  # a pale, wide backdrop: squares, and the fit as a broad translucent band
+        colour = _translucent(colour, 0.35)
+        return {"color": colour, "dash": "solid", "symbol": "square-open", "width": 6}
     if curve.energy_only:
         return {"color": colour, "dash": "dash", "symbol": "circle-open"}
     return {"color": colour, "dash": "solid", "symbol": "circle"}
+
+
+def _translucent(colour: str, alpha: float) -> str:
+    """``#rrggbb`` as an ``rgba(...)`` string with opacity ``alpha``."""
+    import plotly.colors
+
+    r, g, b = plotly.colors.hex_to_rgb(colour)
+    return f"rgba({r},{g},{b},{alpha})"
 
 
 def _colours_by_regime(curves) -> dict[str, str]:
