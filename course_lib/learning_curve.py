@@ -372,6 +372,68 @@ def regime_table(
     )
 
 
+# --------------------------------------------------------------------------- shipped curves
+
+#: The regimes whose converged curves the course ships: (label, regime, solver, trainable).
+SHIPPED_REGIMES = (
+    ("few-shot (closed form)", "few-shot", "closed-form", None),
+    ("few-shot (freeze-5)", "few-shot", "gradient", "freeze-5"),
+    ("full", "full", "gradient", None),
+    ("scratch", "scratch", "gradient", None),
+)
+
+
+@dataclass(frozen=True)
+class ShippedCurves:
+    """The shipped full-mode curves of one model and dataset, by regime label.
+
+    ``provenance`` holds each record's provenance (command, settings, learning-rate sweep);
+    ``missing`` says for each regime not shipped (or shipped for another model or data file)
+    why, so a notebook can print it instead of silently showing less.
+    """
+
+    curves: dict[str, LearningCurve]
+    provenance: dict[str, dict]
+    missing: dict[str, str]
+
+    def summary(self) -> str:
+        lines = [f"SHIPPED {label}: {self.provenance[label]['command']}" for label in self.curves]
+        lines += [f"not shipped, {label}: {why}" for label, why in self.missing.items()]
+        return "\n".join(lines)
+
+
+def shipped_curves(
+    model, dataset, *, energy_only: bool = False, folder: Path | None = None
+) -> ShippedCurves:
+    """Every shipped curve of ``SHIPPED_REGIMES`` for ``model`` on ``dataset`` (E+F or E only).
+
+    ``folder``: where the records are (default the course's ``data/reference-results``).
+    """
+    from course_lib.shipped import NotShippedError, StaleShippedError, shipped
+
+    curves, provenance, missing = {}, {}, {}
+    for label, regime, solver, trainable in SHIPPED_REGIMES:
+        key = shipped_key(
+            model,
+            dataset,
+            regime=regime,
+            energy_only=energy_only,
+            solver=solver,
+            trainable=trainable,
+        )
+        try:
+            record = shipped("learning-curve", key, folder=folder)
+        except StaleShippedError as err:
+            missing[label] = str(err)
+            continue
+        except NotShippedError:
+            missing[label] = "no record for this model and dataset"
+            continue
+        curves[label] = LearningCurve.from_dict(record.payload["curve"])
+        provenance[label] = record.provenance
+    return ShippedCurves(curves=curves, provenance=provenance, missing=missing)
+
+
 # --------------------------------------------------------------------------- cache keys
 
 
@@ -940,7 +1002,10 @@ def sweep_learning_rate(
             h = tuner.history_
             best = h.epoch.index(h.best_epoch)
             row = (
-                h.valid_loss[best], h.valid_energy_mae[best], h.valid_force_mae[best], h.best_epoch
+                h.valid_loss[best],
+                h.valid_energy_mae[best],
+                h.valid_force_mae[best],
+                h.best_epoch,
             )
             record = {"key": key, "row": [float(v) for v in row[:3]] + [int(row[3])]}
             ds.atomic_write_text(path, json.dumps(record, indent=2) + "\n")

@@ -181,21 +181,13 @@ parity.regime_parity(regimes, frames.test, quantity="energy")
 
 # %%
 from course_lib import learning_curve as lc
-from course_lib.shipped import NotShippedError, shipped
 
-converged, shipped_lr = {}, {}  # regime -> shipped E+F learning curve, its learning rate
-for regime in ("full", "scratch"):
-    key = lc.shipped_key(
-        settings.model, settings.dataset("target"), regime=regime, energy_only=False
-    )
-    try:
-        record = shipped("learning-curve", key)
-    except NotShippedError:
-        continue
-    converged[regime] = lc.LearningCurve.from_dict(record.payload["curve"])
-    epochs_shipped = record.provenance.get("settings", {}).get("max_epochs")
-    shipped_lr[regime] = record.provenance.get("settings", {}).get("lr") or "default"
-    print(f"SHIPPED full-mode reference, made by: {record.provenance['command']}")
+reference = lc.shipped_curves(settings.model, settings.dataset("target"))
+converged = {r: reference.curves[r] for r in ("full", "scratch") if r in reference.curves}
+shipped_settings = {r: reference.provenance[r].get("settings", {}) for r in converged}
+shipped_lr = {r: shipped_settings[r].get("lr") or "default" for r in converged}
+epochs_shipped = max((s.get("max_epochs", 0) for s in shipped_settings.values()), default=None)
+print(reference.summary())
 if len(converged) == 2:
     force = {r: {s.n_train: s.mean for s in c.summary("force")} for r, c in converged.items()}
     common = sorted(set(force["full"]) & set(force["scratch"]))

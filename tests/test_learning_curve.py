@@ -318,7 +318,11 @@ def test_an_interrupted_lr_sweep_resumes_from_its_stored_rates(tiny_mace, tmp_pa
 
     pool, valid = emt_frames(8, seed=6), emt_frames(3, seed=7)
     options = dict(
-        regime="full", n_train=4, max_epochs=2, batch_size=2, progress=False,
+        regime="full",
+        n_train=4,
+        max_epochs=2,
+        batch_size=2,
+        progress=False,
         cache_dir=tmp_path / "sweeps",
     )
     first = lc.sweep_learning_rate(tiny_mace, pool, valid, lrs=(1e-3,), **options)
@@ -326,9 +330,9 @@ def test_an_interrupted_lr_sweep_resumes_from_its_stored_rates(tiny_mace, tmp_pa
     fits = []
     original_fit = finetune.FineTuner.fit
     monkeypatch.setattr(
-        finetune.FineTuner, "fit", lambda self, *a, **k: fits.append(self.settings.lr) or original_fit(
-            self, *a, **k
-        )
+        finetune.FineTuner,
+        "fit",
+        lambda self, *a, **k: fits.append(self.settings.lr) or original_fit(self, *a, **k),
     )
     both = lc.sweep_learning_rate(tiny_mace, pool, valid, lrs=(1e-3, 1e-2), **options)
     assert fits == [1e-2]  # the stored rate is read, only the new one trains
@@ -481,8 +485,12 @@ def curve_of(regime: str, force: dict, energy: dict, *, stopped=None) -> lc.Lear
     """Two seeds per N at mean ``force[N]`` ± 1 and ``energy[N]`` ± 1 (meV/Å, meV/atom)."""
     points = tuple(
         lc.CurvePoint(
-            n_train=n, seed=seed, energy_mae_meV_per_atom=energy[n] + sign,
-            force_mae_meV_per_A=force[n] + sign, n_labels=n, fit_time_s=1.0,
+            n_train=n,
+            seed=seed,
+            energy_mae_meV_per_atom=energy[n] + sign,
+            force_mae_meV_per_A=force[n] + sign,
+            n_labels=n,
+            fit_time_s=1.0,
             epochs_trained=None if stopped is None else 10,
             stopped_early=None if stopped is None else stopped[n],
         )
@@ -678,3 +686,23 @@ def test_two_point_slope_recovers_a_planted_exponent_and_the_rmd17_median():
     alphas = sl.rmd17_scratch_alphas()
     assert len(alphas) == 10 and all(0.5 < a < 1.0 for a in alphas.values())
     assert np.median(list(alphas.values())) == pytest.approx(0.728, abs=0.002)
+
+
+def test_shipped_curves_gathers_every_regime_and_says_why_one_is_missing(tmp_path):
+    from course_lib.shipped import ship
+
+    full, scratch = synthetic_curve(regime="full"), synthetic_curve(regime="scratch")
+    data_sha = ds.sha256_of(ds.dataset_path("li2o-md"))
+    for curve, sha in ((full, data_sha), (scratch, "0" * 64)):  # scratch: made on other data
+        key = lc.shipped_key("course-mini", "li2o-md", regime=curve.regime, energy_only=False)
+        prov = {"command": f"course learning-curve --regime {curve.regime}", "datasets": {}}
+        prov["datasets"]["li2o-md"] = sha
+        ship("learning-curve", key, {"curve": curve.as_dict()}, prov, folder=tmp_path)
+    found = lc.shipped_curves("course-mini", "li2o-md", folder=tmp_path)
+    assert list(found.curves) == ["full"] and found.curves["full"] == full
+    assert "Remake it" in found.missing["scratch"]
+    assert found.missing["few-shot (closed form)"] == "no record for this model and dataset"
+    assert "SHIPPED full: course learning-curve --regime full" in found.summary()
+    assert (
+        lc.shipped_curves("course-mini", "li2o-md", energy_only=True, folder=tmp_path).curves == {}
+    )
