@@ -24,10 +24,12 @@ primary source (or by the chapter's own arithmetic), shown wherever the claim
 is checked. A statement we could not trace to any source is not an erratum;
 the claim's ``note`` says so instead.
 
-Two helpers compute measurements several notebooks share, so that they are
+Three helpers compute measurements several notebooks share, so that they are
 measured alike: ``judged_energy`` (which zero-shot energy error a claim is
-judged on, given the model's DFT setup) and ``snapshot_agreement`` (how often
-20 snapshots reach the decision that all of them reach).
+judged on, given the model's DFT setup), ``coverage_numbers`` (the coverage
+scores and flags of cold and hot frames, and whether their reference is the
+model's training set) and ``snapshot_agreement`` (how often 20 snapshots
+reach the decision that all of them reach).
 """
 
 from __future__ import annotations
@@ -40,8 +42,12 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from course_lib.coverage import CoverageReport
 
 REPRODUCED = "reproduced"
 PARTLY = "partly"
@@ -1234,6 +1240,33 @@ def judged_energy(raw: float, aligned: float, *, same_setup: bool) -> dict[str, 
         "raw_energy_mae": raw,
         "aligned_energy_mae": aligned,
         "same_dft_setup": same_setup,
+    }
+
+
+def coverage_numbers(
+    cold: CoverageReport, hot: CoverageReport, *, model: str
+) -> dict[str, float | bool]:
+    """The numbers of the ``coverage-flags-hot`` claim, from two coverage reports.
+
+    ``cold`` and ``hot``: the coverage of the room-temperature and the hot
+    frames by one reference. The scores are shares of distances and angles
+    in covered bins (0-1), the flags counts of flagged ranges. The reference
+    speaks for ``model`` only when it is the bundled corpus ``model`` was
+    pre-trained on (``models.pretraining_corpus``), compared by name.
+    """
+    from course_lib.models import pretraining_corpus
+
+    if cold.reference != hot.reference:
+        raise ValueError(
+            f"cold and hot frames were compared with different references ({cold.reference!r} "
+            f"vs {hot.reference!r}); compare both with the same reference histograms"
+        )
+    return {
+        "hot_score": hot.score,
+        "cold_score": cold.score,
+        "hot_flags": len(hot.flagged),
+        "cold_flags": len(cold.flagged),
+        "reference_is_training_set": pretraining_corpus(model) == hot.reference,
     }
 
 

@@ -648,6 +648,9 @@ class ProtocolReport:
             where = "Q2" if "Q2" in self.flowchart.path else "not on the path, shown"
             lines.append(f"hull check failed ({where}), because:")
             lines += [f"  - {reason}" for reason in self.hull.explanation]
+        if self.hull is not None and self.hull.passed and self.hull.caveats:
+            lines.append("hull check passed (same stable phases), but:")
+            lines += [f"  - {caveat}" for caveat in self.hull.caveats]
         for node in self.steps_run:
             result = getattr(self, STEP_RESULTS[node])
             lines.append(

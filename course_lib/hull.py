@@ -33,6 +33,13 @@ when the corpus and the phases share one DFT setup (``info["dft_fingerprint"]``)
 so that a model's raw energies are comparable with DFT's, how much of a
 formation-energy error comes through the elemental references (a wrong O₂
 shifts every oxide by x_O times its error) and how much is the phase's own.
+
+What a pass does not vouch for (``HullComparison.caveats``). A stable set
+can survive large formation-energy errors: in Mg-O, a wrong O₂ reference
+moves MgO's formation energy by half its error, and MgO can stay on the hull.
+A passing check whose formation energies differ from DFT's by more than
+``FORMATION_TOLERANCE_meV_PER_ATOM`` says so, with the same split into the
+elemental references and the phase's own error.
 """
 
 from __future__ import annotations
@@ -53,6 +60,12 @@ STABLE_TOLERANCE_eV = 1e-6
 #: Atoms closer than this times the sum of their covalent radii are bonded (``periodic_dimension``).
 #: At 1.35 every frame of mini-mptrj, metals included, is a 3-periodic network and O₂ in a box is 0.
 BOND_FACTOR = 1.35
+#: A passing check warns when a phase's formation energy is further than this from DFT's
+#: (meV/atom). 100 meV/atom is about the error of high-throughput PBE formation energies against
+#: experiment (mean absolute 96 meV/atom over 1,670 compounds, Kirklin et al., npj Comput.
+#: Mater. 1, 15010, 2015): a model further than this from the DFT it imitates adds an error
+#: larger than the functional's own.
+FORMATION_TOLERANCE_meV_PER_ATOM = 100.0
 
 
 # --------------------------------------------------------------------------- the corpus
@@ -335,6 +348,11 @@ class HullComparison:
         """Why the check failed, computed from its numbers (empty when it passed)."""
         return () if self.passed else explain_failure(self)
 
+    @property
+    def caveats(self) -> tuple[str, ...]:
+        """What a pass does not vouch for, computed from its numbers (empty when it failed)."""
+        return formation_caveats(self) if self.passed else ()
+
     def as_dict(self) -> dict:
         return {
             "model": self.model,
@@ -357,6 +375,8 @@ class HullComparison:
             "reference_errors_meV_per_atom": self.reference_errors_meV_per_atom,
             "corpus": self.corpus.as_dict() if self.corpus is not None else None,
             "explanation": list(self.explanation),
+            "formation_tolerance_meV_per_atom": FORMATION_TOLERANCE_meV_PER_ATOM,
+            "caveats": list(self.caveats),
         }
 
     def rows(self) -> list[dict]:
@@ -405,6 +425,7 @@ class HullComparison:
             )
         )
         lines += [f"  why: {reason}" for reason in self.explanation]
+        lines += [f"  caveat: {caveat}" for caveat in self.caveats]
         return "\n".join(lines)
 
     __str__ = table
@@ -621,6 +642,42 @@ def explain_failure(result: HullComparison) -> tuple[str, ...]:
     reasons += _reference_reasons(result, dominant)
     reasons += _corpus_reasons(result, involved={*result.missing, *result.spurious, dominant})
     return tuple(reasons)
+
+
+def formation_caveats(
+    result: HullComparison, *, tolerance_meV_per_atom: float = FORMATION_TOLERANCE_meV_PER_ATOM
+) -> tuple[str, ...]:
+    """Formation energies off by more than ``tolerance_meV_per_atom``, and through what.
+
+    One string naming each phase beyond the tolerance (model minus DFT,
+    meV/atom), then, for the phase furthest off, its split into its own
+    error and what each elemental reference passes on (only with one DFT
+    setup, ``corpus.same_dft_setup``; else said not decidable). Empty when
+    every formation energy is within the tolerance.
+    """
+    errors = result.formation_errors_meV_per_atom
+    off = sorted(
+        (p for p in result.phases if abs(errors[p]) > tolerance_meV_per_atom),
+        key=lambda p: -abs(errors[p]),
+    )
+    if not off:
+        return ()
+    phases = ", ".join(
+        f"{p} (model {result.model_formation_meV_per_atom[p]:.1f} vs DFT "
+        f"{result.dft_formation_meV_per_atom[p]:.1f}, {errors[p]:+.1f})"
+        for p in off
+    )
+    agree = "the stable sets agree, but " if result.same_stable_set else ""
+    caveats = [
+        f"{agree}formation energies differ from DFT's by more than {tolerance_meV_per_atom:g} "
+        f"meV/atom: {phases}; formation and reaction energies of this model are not DFT's"
+    ]
+    if result.corpus is None:
+        caveats.append(
+            "no training corpus given: whether an elemental reference carries this error is "
+            "not checked (pass corpus= to find out)"
+        )
+    return tuple(caveats + _reference_reasons(result, off[0]))
 
 
 def _reference_reasons(result: HullComparison, phase: str) -> list[str]:

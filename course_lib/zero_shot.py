@@ -23,6 +23,7 @@ import numpy as np
 from ase import Atoms
 from ase.stress import full_3x3_to_voigt_6_stress
 
+from course_lib import claims
 from course_lib import data as ds
 from course_lib.composition import composition_matrix, fit_reference_offsets
 
@@ -92,20 +93,51 @@ class GroupedErrors:
     *relative* error. ``force_scale_meV_per_A`` is each group's mean |F|
     component of the DFT labels (the MAE of predicting zero force), and
     ``relative_force_error`` the force MAE divided by it.
+
+    Energies: when ``metrics`` hold energies aligned per element
+    (``ZeroShotResult.errors_by``), ``raw_energy_mae_meV_per_atom`` keeps each
+    group's raw energy MAE and ``same_dft_setup`` whether the model was
+    pre-trained on the target's DFT setup (None: not known). ``ratios`` and
+    ``comparison`` judge the energy error a chapter check judges
+    (``claims.judged_energy``): raw for such a model, aligned otherwise.
     """
 
     key: str
     metrics: dict  # info value -> ErrorMetrics
     force_scale_meV_per_A: dict  # info value -> float
+    raw_energy_mae_meV_per_atom: dict | None = None  # info value -> float; None: metrics are raw
+    same_dft_setup: bool | None = None
 
     def relative_force_error(self, value) -> float:
         return self.metrics[value].force_mae_meV_per_A / self.force_scale_meV_per_A[value]
 
+    @property
+    def judged_energies(self) -> str:
+        """Which energy MAE ``ratios`` and ``comparison`` judge: ``"raw"`` or ``"aligned"``."""
+        if self.raw_energy_mae_meV_per_atom is None or self.same_dft_setup:
+            return "raw"  # the predictions as made, or a model of the target's DFT setup
+        return "aligned"
+
+    def energy_mae_meV_per_atom(self, value) -> float:
+        """Group ``value``'s judged energy MAE (meV/atom), see ``judged_energies``."""
+        if self.judged_energies == "raw" and self.raw_energy_mae_meV_per_atom is not None:
+            return self.raw_energy_mae_meV_per_atom[value]
+        return self.metrics[value].energy_mae_meV_per_atom
+
+    def _energy_basis(self) -> str:
+        """Which energy error the comparison judges, and why, as text."""
+        if self.raw_energy_mae_meV_per_atom is None:
+            return "energies as predicted"
+        if self.same_dft_setup:
+            return "raw energies: the model was pre-trained on the target's DFT setup"
+        why = "another DFT setup" if self.same_dft_setup is False else "a DFT setup not known"
+        return f"energies aligned per element: the model was pre-trained on {why}"
+
     def ratios(self, low, high) -> dict[str, float]:
-        """Group ``high`` over group ``low``: energy MAE, force MAE, force scale, relative force error."""
+        """Group ``high`` over ``low``: judged energy MAE, force MAE, force scale, relative force error."""
         a, b = self.metrics[low], self.metrics[high]
         return {
-            "energy_mae": b.energy_mae_meV_per_atom / a.energy_mae_meV_per_atom,
+            "energy_mae": self.energy_mae_meV_per_atom(high) / self.energy_mae_meV_per_atom(low),
             "force_mae": b.force_mae_meV_per_A / a.force_mae_meV_per_A,
             "force_scale": self.force_scale_meV_per_A[high] / self.force_scale_meV_per_A[low],
             "relative_force_error": self.relative_force_error(high)
@@ -117,7 +149,8 @@ class GroupedErrors:
 
         Harder when its energy MAE or its relative force error exceeds
         ``low``'s by more than ``tolerance`` (a fraction); easier when both
-        are below by more than that; otherwise about as hard.
+        are below by more than that; otherwise about as hard. The energy MAE
+        is the judged one (``judged_energies``), and the sentence says which.
         """
         values = list(self.metrics)
         low = values[0] if low is None else low
@@ -130,10 +163,14 @@ class GroupedErrors:
             verdict = "easier than"
         else:
             verdict = f"about as hard as (within {tolerance:.0%})"
+        energies = (
+            f"{self.energy_mae_meV_per_atom(high):.1f} vs {self.energy_mae_meV_per_atom(low):.1f} "
+            f"meV/atom, {self._energy_basis()}"
+        )
         name = self.key.removesuffix("_K").replace("_", " ")
         high, low = group_label(high), group_label(low)
         return (
-            f"{name} {high} vs {low}: energy MAE x{r['energy_mae']:.2f}, force MAE "
+            f"{name} {high} vs {low}: energy MAE x{r['energy_mae']:.2f} ({energies}), force MAE "
             f"x{r['force_mae']:.2f} on DFT forces x{r['force_scale']:.2f} larger, so the relative "
             f"force error is x{r['relative_force_error']:.2f}. For this model the {high} "
             f"frames are {verdict} the {low} frames."
@@ -177,9 +214,30 @@ class ZeroShotResult:
             "offsets_eV": self.offsets_eV,
         }
 
+    @property
+    def same_dft_setup(self) -> bool | None:
+        """Whether the model was pre-trained on ``dataset``'s DFT setup (``claims.same_dft_setup``).
+
+        None when ``dataset`` names no bundled dataset or file (frames passed directly).
+        """
+        try:
+            return claims.same_dft_setup(self.model, self.dataset)
+        except FileNotFoundError:
+            return None
+
     def errors_by(self, key: str) -> GroupedErrors:
-        """Aligned errors per value of a per-frame ``info`` key, with each group's force scale."""
-        return errors_by(self.frames, self.aligned_predictions, key)
+        """Aligned errors per value of a per-frame ``info`` key, with each group's force scale.
+
+        Each group's raw energy MAE and ``same_dft_setup`` ride along, so that
+        ``GroupedErrors.comparison`` judges the energy error a chapter check judges.
+        """
+        return errors_by(
+            self.frames,
+            self.aligned_predictions,
+            key,
+            raw_predictions=self.predictions,
+            same_dft_setup=self.same_dft_setup,
+        )
 
     def metrics_by(self, key: str) -> dict:
         """Aligned errors per value of a per-frame ``info`` key, e.g. ``"temperature_K"``."""
@@ -436,10 +494,30 @@ def evaluate(
     )
 
 
-def errors_by(frames: Sequence[Atoms], predictions: Predictions, key: str) -> GroupedErrors:
-    """``error_metrics`` per value of ``info[key]`` (e.g. ``"temperature_K"``), with force scales."""
+def errors_by(
+    frames: Sequence[Atoms],
+    predictions: Predictions,
+    key: str,
+    *,
+    raw_predictions: Predictions | None = None,
+    same_dft_setup: bool | None = None,
+) -> GroupedErrors:
+    """``error_metrics`` per value of ``info[key]`` (e.g. ``"temperature_K"``), with force scales.
+
+    For ``predictions`` aligned per element, pass the model's
+    ``raw_predictions`` and whether it was pre-trained on the target's DFT
+    setup (``claims.same_dft_setup``; None: not known): the comparison then
+    judges raw energies for such a model and aligned ones otherwise.
+    """
     groups = ds.group_indices(frames, key)
     subsets = {value: [frames[i] for i in idx] for value, idx in groups.items()}
+    raw_energy = None
+    if raw_predictions is not None:
+        raw = {
+            value: error_metrics(subsets[value], _take(raw_predictions, idx))
+            for value, idx in groups.items()
+        }
+        raw_energy = {value: m.energy_mae_meV_per_atom for value, m in raw.items()}
     return GroupedErrors(
         key=key,
         metrics={
@@ -449,6 +527,8 @@ def errors_by(frames: Sequence[Atoms], predictions: Predictions, key: str) -> Gr
         force_scale_meV_per_A={
             value: ds.force_scale_meV_per_A(group) for value, group in subsets.items()
         },
+        raw_energy_mae_meV_per_atom=raw_energy,
+        same_dft_setup=same_dft_setup,
     )
 
 

@@ -108,13 +108,7 @@ not_training_set = (
 )
 claims.check(
     "coverage-flags-hot",
-    {
-        "hot_score": hot_report.score,
-        "cold_score": cold_report.score,
-        "hot_flags": len(hot_report.flagged),
-        "cold_flags": len(cold_report.flagged),
-        "reference_is_training_set": is_training_set,
-    },
+    claims.coverage_numbers(cold_report, hot_report, model=settings.model),
     model=settings.model,
     reason={
         "reproduced": "Before any DFT is run, the hot frames stand out as further from the "

@@ -248,6 +248,69 @@ def test_a_corpus_of_several_comma_joined_datasets_is_read_dataset_by_dataset(mo
     assert claims.same_dft_setup("course-mini-twin", "li2o-md")
 
 
+def rattled_li(seeds, stdev_A: float) -> list:
+    """bcc Li (a = 3.45 Å, nearest Li-Li 2.99 Å) with every position rattled by ``stdev_A``."""
+    from ase.build import bulk
+
+    frames = []
+    for seed in seeds:
+        atoms = bulk("Li", "bcc", a=3.45, cubic=True) * (2, 2, 2)
+        atoms.rattle(stdev=stdev_A, seed=seed)
+        frames.append(atoms)
+    return frames
+
+
+@pytest.fixture(scope="module")
+def li_coverage():
+    """Coverage of gently (cold) and strongly (hot) rattled bcc Li by gently rattled bcc Li."""
+    from course_lib.coverage import compare_coverage, compute_histograms
+
+    reference = compute_histograms(rattled_li(range(20), 0.05), source="rattled bcc Li")
+    cold, hot = (
+        compute_histograms(rattled_li(range(100, 104), stdev), source=name)
+        for name, stdev in (("cold", 0.05), ("hot", 0.3))
+    )
+    return compare_coverage(cold, reference), compare_coverage(hot, reference)
+
+
+def own_corpus_model(monkeypatch, corpus: str) -> str:
+    """A registered model pre-trained on ``corpus`` (course-mini's spec with another corpus)."""
+    from dataclasses import replace
+
+    from course_lib import models
+
+    spec = replace(models.REGISTRY["course-mini"], pretraining_corpus=corpus)
+    monkeypatch.setitem(models.REGISTRY, "li-model", spec)
+    return "li-model"
+
+
+def test_coverage_numbers_single_out_the_hot_frames_of_the_training_set(monkeypatch, li_coverage):
+    cold, hot = li_coverage
+    model = own_corpus_model(monkeypatch, "rattled bcc Li")
+    numbers = claims.coverage_numbers(cold, hot, model=model)
+    # 0.3 Å rattling brings Li-Li pairs to ~1.8 Å, far below the reference's ~2.7 Å: flagged
+    assert numbers["hot_flags"] > numbers["cold_flags"]
+    assert numbers["hot_score"] < numbers["cold_score"] - claims.COVERAGE_SCORE_MARGIN
+    assert numbers["reference_is_training_set"] is True
+    check = claims.check("coverage-flags-hot", numbers, model=model)
+    assert check.verdict == claims.REPRODUCED
+    # the same numbers with the labels swapped: the "hot" frames are the better covered ones
+    swapped = claims.coverage_numbers(hot, cold, model=model)
+    assert claims.check("coverage-flags-hot", swapped, model=model).verdict == claims.CONTRADICTED
+    # a reference that is not the model's training set cannot speak for it
+    other = claims.coverage_numbers(cold, hot, model=own_corpus_model(monkeypatch, "mini-mptrj"))
+    assert other["reference_is_training_set"] is False
+    assert claims.check("coverage-flags-hot", other, model=model).verdict == claims.NOT_TESTABLE
+
+
+def test_coverage_numbers_refuse_two_different_references(li_coverage):
+    from dataclasses import replace
+
+    cold, hot = li_coverage
+    with pytest.raises(ValueError, match="different references"):
+        claims.coverage_numbers(cold, replace(hot, reference="mini-mptrj"), model="course-mini")
+
+
 def planted_parity(errors_eV_per_A):
     """Frames of 2 atoms whose predicted forces are off by the given amount per component."""
     from ase import Atoms

@@ -309,6 +309,14 @@ def test_runner_uses_the_hull_check_for_q2(tiny_mace):
     train = stub_train({"energy_mae_meV_per_atom": 4.0, "force_mae_meV_per_A": 20.0}, calls)
     same = fc.run_protocol(tiny_mace, frames, thresholds=loose, phases=phases, train=train)
     assert same.hull.passed and same.flowchart.path[-2:] == ("Q2", "Use") and not calls
+    assert "but:" not in same.table()
+    # a wrong elemental reference: every formation energy moves by a linear function of the
+    # composition, so the stable set (and Q2) stays, but the report says the numbers are off
+    shifted = [a.copy() for a in phases]
+    shifted[0].info[ds.ENERGY_KEY] += 1.0 * len(shifted[0])  # Al 1 eV/atom higher in 'DFT'
+    off = fc.run_protocol(tiny_mace, frames, thresholds=loose, phases=shifted, train=train)
+    assert off.hull.passed and off.hull.caveats
+    assert "hull check passed (same stable phases), but:" in off.table()
     # plant a flip: move AlCu 5 eV/atom across the hull in 'DFT', opposite to the model's view
     sign = 1.0 if "AlCu" in same.hull.model_stable else -1.0
     flipped = [a.copy() for a in phases]

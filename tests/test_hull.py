@@ -161,6 +161,50 @@ def test_a_planted_wrong_elemental_reference_is_recovered_from_the_raw_energies(
     assert any("differ" in r and "not decidable" in r for r in other.explanation)
 
 
+def test_a_pass_with_a_planted_wrong_elemental_reference_names_it_in_a_caveat():
+    frames = phase_frames()
+    energies = hull.ds.energies(frames).copy()
+    b_ref = [f.info["phase"] for f in frames].index("B")
+    energies[b_ref] += 0.6 * len(frames[b_ref])  # the model's B reference 0.6 eV/atom too high
+    result = hull.compare_hulls(frames, energies, corpus=SAME_SETUP)
+    # every compound sinks by x_B x 600 meV/atom: the same phases stay on the hull
+    assert result.passed and set(result.model_stable) == {"A", "B", "AB", "AB2"}
+    assert result.explanation == ()
+    assert result.formation_errors_meV_per_atom == pytest.approx(
+        {"A": 0.0, "B": 0.0, "AB": -300.0, "AB-beta": -300.0, "AB2": -400.0, "A2B": -200.0}
+    )
+    caveats = result.caveats
+    assert caveats[0].startswith(
+        "the stable sets agree, but formation energies differ from DFT's by more than 100 "
+        "meV/atom: AB2 (model -800.0 vs DFT -400.0, -400.0), "  # the furthest off first
+    )
+    for off in ("AB (model -800.0 vs DFT -500.0, -300.0)", "A2B (model -400.0 vs DFT -200.0"):
+        assert off in caveats[0]
+    assert caveats[0].count("(model ") == 4  # the compounds, not the exact references
+    assert "Au via B +600.0" in caveats[1]
+    assert caveats[2].endswith("the Au reference (B) carries most of it")
+    assert "  caveat: the stable sets agree" in result.table() and "PASS" in result.table()
+    assert result.as_dict()["caveats"] == list(caveats)
+    # without the corpus the reference cannot be told from the phases' own errors
+    unchecked = hull.compare_hulls(frames, energies).caveats
+    assert len(unchecked) == 2 and "no training corpus given" in unchecked[1]
+
+
+def test_a_pass_within_the_formation_tolerance_has_no_caveat():
+    frames = phase_frames()
+    setup = {A: 0.3, B: -0.7}  # another DFT setup: the elemental alignment removes it
+    result = hull.compare_hulls(frames, shifted(frames, setup, noise=0.002), corpus=SAME_SETUP)
+    assert result.passed
+    assert max(map(abs, result.formation_errors_meV_per_atom.values())) < 10
+    assert result.caveats == () and "caveat" not in result.table()
+    # a failed check explains itself instead
+    energies = hull.ds.energies(frames).copy()
+    b_ref = [f.info["phase"] for f in frames].index("B")
+    energies[b_ref] -= 1.5 * len(frames[b_ref])
+    failed = hull.compare_hulls(frames, energies, corpus=SAME_SETUP)
+    assert not failed.passed and failed.caveats == () and failed.explanation
+
+
 def test_periodic_dimension_of_a_crystal_a_slab_and_a_molecule_in_a_box():
     assert hull.periodic_dimension(bulk("Cu", "fcc", a=3.6)) == 3
     assert hull.periodic_dimension(bulk("Li", "bcc", a=3.44)) == 3  # a metal, not isolated atoms

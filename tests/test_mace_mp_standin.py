@@ -206,7 +206,13 @@ def test_small_standin_trains_from_scratch_runs_md_and_fits_a_committee(mace_mp_
     n_start = sum(p.numel() for p in start.parameters())
 
     scratch = finetune.run_regime(
-        start, train, test, regime="scratch", max_epochs=1, dtype="float32", seed=0,
+        start,
+        train,
+        test,
+        regime="scratch",
+        max_epochs=1,
+        dtype="float32",
+        seed=0,
         progress=False,
     )
     # the foundation's hyper-parameters, for the target's elements only (Li, O)
@@ -223,12 +229,17 @@ def test_small_standin_trains_from_scratch_runs_md_and_fits_a_committee(mace_mp_
         for a, b in zip(start.parameters(), full.tuner.model_.parameters())
         if a.requires_grad
     ]
-    assert sum(moved) > len(moved) // 2  # full fine-tuning moves the weights, not the readouts alone
+    assert (
+        sum(moved) > len(moved) // 2
+    )  # full fine-tuning moves the weights, not the readouts alone
 
     from course_lib.mace_models import calculator_for
 
     run = md.run_md(
-        calculator_for(full.tuner.model_), train[0].copy(), temperature_K=300, steps=5,
+        calculator_for(full.tuner.model_),
+        train[0].copy(),
+        temperature_K=300,
+        steps=5,
         sample_every=5,
     )
     assert run.steps_run == 5 and len(run.energies_eV) >= 2

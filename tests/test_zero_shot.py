@@ -222,3 +222,63 @@ def test_zero_shot_result_groups_its_aligned_errors(frames):
     assert list(result.metrics_by("temperature_K")) == [300.0, 1200.0]
     assert result.metrics_by("temperature_K")[300.0].n_frames == 3
     assert result.errors_by("temperature_K").metrics == result.metrics_by("temperature_K")
+
+
+def planted_raw_and_aligned(frames, *, same_dft_setup):
+    """Raw errors 10 / 30 meV/atom (cold / hot), 10 / 11 after a planted alignment; forces 50 % off."""
+
+    def predictions(cold_meV, hot_meV):
+        energies = [
+            a.info[ds.ENERGY_KEY]
+            + 1e-3 * len(a) * (cold_meV if a.info["temperature_K"] == 300.0 else hot_meV)
+            for a in frames
+        ]
+        forces = [1.5 * f for f in ds.forces(frames)]
+        return zs.Predictions(model="m", energies=np.array(energies), forces=forces)
+
+    return zs.errors_by(
+        frames,
+        predictions(10.0, 11.0),
+        "temperature_K",
+        raw_predictions=predictions(10.0, 30.0),
+        same_dft_setup=same_dft_setup,
+    )
+
+
+def test_comparison_judges_raw_energies_for_a_model_of_the_targets_dft_setup(frames):
+    both = cold_and_hot(frames)
+    own = planted_raw_and_aligned(both, same_dft_setup=True)
+    assert own.judged_energies == "raw"
+    assert own.ratios(300.0, 1200.0)["energy_mae"] == pytest.approx(3.0)
+    sentence = own.comparison()
+    assert "energy MAE x3.00 (30.0 vs 10.0 meV/atom, raw energies" in sentence
+    assert "1200 frames are harder than the 300 frames" in sentence
+    # the table still shows the aligned errors: the model's own offsets are not hidden there
+    assert own.metrics[1200.0].energy_mae_meV_per_atom == pytest.approx(11.0)
+    for setup, why in ((False, "another DFT setup"), (None, "a DFT setup not known")):
+        other = planted_raw_and_aligned(both, same_dft_setup=setup)
+        assert other.judged_energies == "aligned"
+        assert other.ratios(300.0, 1200.0)["energy_mae"] == pytest.approx(1.1)
+        aligned = "(11.0 vs 10.0 meV/atom, energies aligned per element: the model was pre-trained"
+        assert f"{aligned} on {why})" in other.comparison()
+        assert "are about as hard as" in other.comparison()
+
+
+def test_zero_shot_result_knows_the_dft_setup_of_its_model(frames):
+    from dataclasses import replace
+
+    from ase.calculators.emt import EMT
+
+    for i, atoms in enumerate(frames):
+        atoms.info["temperature_K"] = 1200.0 if i % 2 else 300.0
+    result = zs.evaluate(EMT(), frames)
+    assert result.same_dft_setup is False  # EMT was trained on no bundled corpus
+    grouped = result.errors_by("temperature_K")
+    assert grouped.same_dft_setup is False and grouped.judged_energies == "aligned"
+    assert grouped.raw_energy_mae_meV_per_atom[300.0] == pytest.approx(
+        zs.errors_by(frames, result.predictions, "temperature_K")
+        .metrics[300.0]
+        .energy_mae_meV_per_atom
+    )
+    assert replace(result, model="course-mini", dataset="li2o-md").same_dft_setup is True
+    assert replace(result, model="course-mini").same_dft_setup is None  # "<frames>": unknown
