@@ -588,6 +588,31 @@ def _write_run(path: Path, key: dict, point: CurvePoint, test_metrics: dict) -> 
 # --------------------------------------------------------------------------- the runner
 
 
+#: Seed of the fixed validation frames drawn from the pool (``curve_frames``, ``--valid``).
+VALID_SEED = 1000
+
+
+def curve_frames(
+    dataset: str | os.PathLike, *, n_valid: int = 0
+) -> tuple[list[Atoms], list[Atoms] | None, list[Atoms]]:
+    """(training pool, fixed validation frames or None, test split) of a dataset's curves.
+
+    The test split is the dataset's own (``train_test_split``, seed 0); ``n_valid`` frames of
+    the pool (seed ``VALID_SEED``) are set aside for early stopping and the lr sweep, and the
+    pool keeps the rest. ``course learning-curve --valid N`` and every model rebuilt from a
+    curve's run use this one split.
+    """
+    frames = ds.read_dataset(dataset, require_pbc=False)
+    pool, test = ds.train_test_split(frames, seed=0)
+    if not n_valid:
+        return pool, None, test
+    if not 0 < n_valid < len(pool):
+        raise ValueError(f"--valid {n_valid}: the training pool has {len(pool)} frames")
+    valid = ds.subset(pool, n_valid, seed=VALID_SEED)
+    pool = [atoms for atoms in pool if not any(atoms is v for v in valid)]
+    return pool, valid, test
+
+
 def curve_sizes(sizes: Sequence[int], pool_size: int) -> tuple[int, ...]:
     """Sizes that fit the pool; those above it are replaced (once) by the whole pool."""
     sizes = sorted({int(n) for n in sizes})

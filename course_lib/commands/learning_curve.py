@@ -103,7 +103,6 @@ def run(args) -> int:
     import sys
     import time
 
-    from course_lib import data as ds
     from course_lib import learning_curve as lc
     from course_lib.cli import print_json
     from course_lib.scaling_law import LearningCurveInputError
@@ -140,14 +139,7 @@ def run(args) -> int:
         curve = lc.LearningCurve.from_dict(record.payload["curve"])
         provenance = record.provenance
     else:
-        frames = ds.read_dataset(args.dataset, require_pbc=False)
-        pool, test = ds.train_test_split(frames, seed=0)
-        valid = None
-        if args.valid:
-            if args.valid >= len(pool):
-                raise ValueError(f"--valid {args.valid}: the training pool has {len(pool)} frames")
-            valid = ds.subset(pool, args.valid, seed=VALID_SEED)
-            pool = [atoms for atoms in pool if not any(atoms is v for v in valid)]
+        pool, valid, test = lc.curve_frames(args.dataset, n_valid=args.valid)
         began = time.process_time()
         sweep = None
         if args.lrs:
@@ -215,10 +207,6 @@ def run(args) -> int:
     if estimate is not None:
         print(estimate.message())
     return 0
-
-
-#: Seed of the fixed validation frames drawn from the pool (``--valid``).
-VALID_SEED = 1000
 
 
 def comma_separated(kind: type, option: str):
