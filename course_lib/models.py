@@ -58,6 +58,7 @@ class ModelSpec:
     bundled: Path | None = None  # file shipped in this repository
     sha256: str | None = None  # pinned checksum, when known
     pretraining_corpus: str | None = None  # bundled dataset the model was trained on, if any
+    fine_tuned: tuple[str, str] | None = None  # (base model, dataset) of a fine-tuned model
 
     @property
     def filename(self) -> str | None:
@@ -403,6 +404,12 @@ def record_sha256(path: str | os.PathLike) -> str:
     digest = sha256_of(path)
     _record_hash(str(path.resolve()), digest)
     return digest
+
+
+def fine_tuned_model(base: str | os.PathLike, dataset: str | os.PathLike) -> str | None:
+    """The registered model fine-tuned from ``base`` on ``dataset`` (e.g. course-mini-li2o)."""
+    key = (resolve_model_name(base), Path(str(dataset)).stem)
+    return next((s.name for s in REGISTRY.values() if s.fine_tuned == key), None)
 
 
 def pretraining_corpus(name_or_path: str | os.PathLike) -> str | None:

@@ -114,3 +114,20 @@ def test_pin_in_course_config_is_enforced(tmp_path, tiny_mace_file, monkeypatch)
     monkeypatch.setenv(models.REGISTRY["mace-mp-0-small"].env_var, str(tiny_mace_file))
     with pytest.raises(models.ModelIntegrityError):
         models.model_file("mace-mp-0-small")
+
+
+def test_a_fine_tuned_model_is_found_by_its_base_and_dataset(monkeypatch):
+    from dataclasses import replace
+
+    spec = replace(
+        models.REGISTRY["course-mini"],
+        name="course-mini-li2o",
+        fine_tuned=("course-mini", "li2o-md"),
+    )
+    monkeypatch.setitem(models.REGISTRY, spec.name, spec)
+    assert models.fine_tuned_model("course-mini", "li2o-md") == "course-mini-li2o"
+    assert (
+        models.fine_tuned_model("course-mini", "data/datasets/li2o-md.extxyz") == "course-mini-li2o"
+    )
+    assert models.fine_tuned_model("course-mini", "mgo-rattled") is None
+    assert models.fine_tuned_model("chgnet-0.3.0", "li2o-md") is None
