@@ -45,6 +45,7 @@ import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ase import Atoms
@@ -667,6 +668,37 @@ class ProtocolReport:
         return "\n".join(lines)
 
     __str__ = table
+
+
+def protocol_key(model: str, dataset: str, phases: str | None, n_train: int, epochs: int) -> dict:
+    """The key a shipped protocol report is stored under (``course flowchart --ship``)."""
+    return {
+        "model": str(model),
+        "dataset": Path(str(dataset)).stem,
+        "phases": Path(str(phases)).stem if phases else "no-phases",
+        "n_train": n_train,
+        "full_epochs": epochs,
+    }
+
+
+#: The full-mode budget of the shipped protocol reports (``course flowchart --ship`` defaults).
+SHIPPED_N_TRAIN = 200
+
+
+def shipped_report(
+    model, dataset, phases=None, *, n_train: int = SHIPPED_N_TRAIN, full_epochs: int = FULL_EPOCHS
+):
+    """The shipped full-mode protocol report of ``model`` on ``dataset`` (``shipped.Shipped``:
+    ``payload["table"]`` and the report's ``as_dict`` fields, with provenance).
+
+    Raises ``shipped.NotShippedError`` (its message says why) when none was shipped, or
+    ``StaleShippedError`` when it was made with other model or data files.
+    """
+    from course_lib.models import resolve_model_name
+    from course_lib.shipped import shipped
+
+    key = protocol_key(resolve_model_name(model), dataset, phases, n_train, full_epochs)
+    return shipped("flowchart", key)
 
 
 def fine_tunable(model) -> bool:

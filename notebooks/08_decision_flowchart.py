@@ -55,10 +55,17 @@ from IPython.display import display
 
 from course_lib import claims, exercises, models
 from course_lib import data as ds
-from course_lib.flowchart import Thresholds, decide, locked_thresholds, run_protocol
+from course_lib.flowchart import (
+    Thresholds,
+    decide,
+    locked_thresholds,
+    run_protocol,
+    shipped_report,
+)
 from course_lib.notebook import notebook_settings
 from course_lib.paths import work_dir
 from course_lib.plots.flowchart import flowchart_figure
+from course_lib.shipped import NotShippedError
 from course_lib.widgets.flowchart import FlowchartExplorer
 
 settings = notebook_settings()
@@ -280,28 +287,63 @@ for name, hull in (("few-shot", li.hull_after), ("full", li.hull_full)):
 # 50 meV/Å after a few-shot fine-tune on 100-500 configurations. Judged on the target whose
 # path went through that fine-tune ("FT1").
 
+# %% [markdown]
+# The fast-mode runs above fine-tune on a handful of structures for a few epochs. The course
+# ships the same protocol run in full mode (200 structures, the "Full" step at 40 epochs) for
+# its default model; where it exists for the model in use it is shown here, and the check
+# below is judged on it.
+
 # %%
-tuned = next((r for r in (li, mgo) if r.fine_tune_node == "FT1"), None)
+shipped_reports = {}  # target -> the shipped report's as_dict fields
+for name, dataset_name, phases_name in (
+    ("MgO", in_distribution, settings.dataset("in_distribution_phases")),
+    ("Li2O", target, settings.dataset("phases")),
+):
+    try:
+        record = shipped_report(settings.model, dataset_name, phases_name)
+    except NotShippedError as err:
+        print(f"{name}: no shipped full-mode report for {settings.model}: {err}\n")
+        continue
+    shipped_reports[name] = record.payload
+    print(f"SHIPPED full-mode protocol, {name}, made by: {record.provenance['command']}")
+    print(record.payload["table"], end="\n\n")
+
+# %%
+live_ft1 = next((r for r in (li, mgo) if r.fine_tune_node == "FT1"), None)
+shipped_ft1 = next((r for r in shipped_reports.values() if r["fine_tune_node"] == "FT1"), None)
+if shipped_ft1 is not None:  # the full-mode run: the chapter's 100-500 structures
+    basis = f"the shipped full-mode run on {shipped_ft1['dataset']}"
+    tuned_numbers = {
+        "energy_mae": shipped_ft1["fine_tune"]["test"]["energy_mae_meV_per_atom"],
+        "force_mae": shipped_ft1["fine_tune"]["test"]["force_mae_meV_per_A"],
+        "zero_shot_force_mae": shipped_ft1["measurements"]["zero_shot_force_mae_meV_per_A"],
+        "n_train": shipped_ft1["fine_tune"]["n_train"],
+    }
+else:
+    basis = f"this {settings.mode}-mode run" + (f" on {live_ft1.dataset}" if live_ft1 else "")
+    tuned_numbers = {
+        "energy_mae": live_ft1.fine_tune.test.energy_mae_meV_per_atom if live_ft1 else None,
+        "force_mae": live_ft1.fine_tune.test.force_mae_meV_per_A if live_ft1 else None,
+        "zero_shot_force_mae": (
+            live_ft1 or li
+        ).flowchart.measurements.zero_shot_force_mae_meV_per_A,
+        "n_train": live_ft1.fine_tune.n_train if live_ft1 else None,
+    }
 
 
 def tuned_reason(m):
     """Why, in the numbers: the fine-tune's budget and its errors against the thresholds."""
     return (
-        f"{tuned.dataset}: few-shot fine-tune on {m['n_train']:.0f} structures in "
-        f"{settings.mode} mode (the chapter: 100-500), energy {m['energy_mae']:.1f} and force "
-        f"{m['force_mae']:.0f} against {thresholds.tuned_energy_mae_meV_per_atom:g} meV/atom and "
+        f"On {basis}: few-shot fine-tune on {m['n_train']:.0f} structures (the chapter: "
+        f"100-500), energy {m['energy_mae']:.1f} and force {m['force_mae']:.0f} against "
+        f"{thresholds.tuned_energy_mae_meV_per_atom:g} meV/atom and "
         f"{thresholds.tuned_force_mae_meV_per_A:g} meV/Å."
     )
 
 
 claims.check(
     "flowchart-thresholds-reachable",
-    {
-        "energy_mae": tuned.fine_tune.test.energy_mae_meV_per_atom if tuned else None,
-        "force_mae": tuned.fine_tune.test.force_mae_meV_per_A if tuned else None,
-        "zero_shot_force_mae": (tuned or li).flowchart.measurements.zero_shot_force_mae_meV_per_A,
-        "n_train": tuned.fine_tune.n_train if tuned else None,
-    },
+    tuned_numbers,
     model=settings.model,
     reason={
         "reproduced": tuned_reason,

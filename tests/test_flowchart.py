@@ -422,6 +422,11 @@ def test_course_flowchart_runs_every_step_ships_and_shows_the_shipped_report(
     assert cli.main([*argv, "--shipped", "--json"]) == 0
     again = json.loads(capsys.readouterr().out, parse_constant=no_nan)
     assert again["path"] == report["path"] and again["shipped"]["command"] == made["command"]
+    # and to a notebook, by model, dataset and phases (the command's budgets)
+    found = fc.shipped_report(str(tiny_mace_file), str(path), str(phases), full_epochs=1)
+    assert found.payload["path"] == report["path"]
+    with pytest.raises(shipped.NotShippedError):
+        fc.shipped_report(str(tiny_mace_file), str(path), str(phases))  # 40 epochs: not shipped
     assert cli.main([*argv, "--shipped"]) == 0
     assert "shipped reference result, made by: course " in capsys.readouterr().out
 

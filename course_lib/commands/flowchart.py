@@ -79,19 +79,6 @@ def check_budgets(args) -> None:
             raise ValueError(f"{option} must be at least 1, got {value}")
 
 
-def protocol_key(model: str, dataset: str, phases: str | None, n_train: int, epochs: int) -> dict:
-    """The key a shipped protocol report is stored under (``course flowchart --ship``)."""
-    from pathlib import Path
-
-    return {
-        "model": str(model),
-        "dataset": Path(str(dataset)).stem,
-        "phases": Path(str(phases)).stem if phases else "no-phases",
-        "n_train": n_train,
-        "full_epochs": epochs,
-    }
-
-
 def run(args) -> int:
     import shlex
     import sys
@@ -99,7 +86,7 @@ def run(args) -> int:
 
     from course_lib import data as ds
     from course_lib.cli import print_json
-    from course_lib.flowchart import run_protocol
+    from course_lib.flowchart import protocol_key, run_protocol
     from course_lib.models import resolve_model_name
     from course_lib.shipped import print_shipped, provenance, ship, shipped
 
