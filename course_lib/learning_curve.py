@@ -71,6 +71,8 @@ class CurvePoint:
     MAE in meV/Å. ``n_labels`` counts the scalar labels the run trained on.
     ``epochs_trained`` and ``stopped_early`` say whether a gradient run
     converged (early stopping fired) or ran out of epochs; None for closed form.
+    ``model_file`` is the trained model's file name where the runner saved it
+    (``models_dir``), else None.
     """
 
     n_train: int
@@ -82,6 +84,7 @@ class CurvePoint:
     cached: bool = False
     epochs_trained: int | None = None
     stopped_early: bool | None = None
+    model_file: str | None = None
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -644,6 +647,7 @@ def run_learning_curve(
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
     scheduler=None,
+    models_dir: str | os.PathLike | None = None,
     **settings,
 ) -> LearningCurve:
     """Train ``regime`` on ``subset(train_pool, N, seed)`` for each N and seed; test on ``test_frames``.
@@ -667,6 +671,10 @@ def run_learning_curve(
     file (``cache_dir`` must then be shared with the workers); the numbers are
     those of a serial run with the same seeds. Closed-form few-shot curves
     share one design pass and stay in this process.
+
+    ``models_dir``: gradient runs save their trained model there, named after
+    their result file (``CurvePoint.model_file``), so a run of the curve can
+    become a shipped model without training it again.
     """
     reserved = sorted(set(settings) & {"seed", "forces_weight", "progress", "model", "out"})
     if reserved:
@@ -709,9 +717,9 @@ def run_learning_curve(
             test=test_frames,
             valid=valid_frames,
         )
-        runs.append(
-            _PlannedRun(n_train=n, seed=seed, train=train, key=key, path=run_path(key, folder))
-        )
+        path = run_path(key, folder)
+        out = Path(models_dir).absolute() / f"{path.stem}.model" if models_dir else None
+        runs.append(_PlannedRun(n_train=n, seed=seed, train=train, key=key, path=path, out=out))
     points = {run.path: _read_run(run.path, run.key) if cache else None for run in runs}
     todo = [run for run in runs if points[run.path] is None]
     run_settings = FineTuneSettings(regime=regime, **settings, forces_weight=forces_weight)
@@ -750,6 +758,7 @@ class _PlannedRun:
     train: list
     key: dict
     path: Path
+    out: Path | None = None  # where the trained model is saved, if anywhere
 
 
 def _train_here(
@@ -826,20 +835,30 @@ def _train_and_store(
     """
     from course_lib.distributed import remove_partial_writes
 
+    options = {"out": run.out} if run.out is not None else {}
     result = trainer(
         model,
         run.train,
         test_frames,
         valid_frames=valid_frames,
         settings=dataclasses.replace(settings, seed=run.seed, progress=False),
+        **options,
     )
     remove_partial_writes(run.path, older_than_s=60.0)
     history = getattr(result, "history", None)  # closed-form runs and stub trainers have none
-    return _store_point(run, result.test, result.n_labels, result.fit_time_s, history)
+    saved = getattr(result, "model_path", None)
+    return _store_point(
+        run,
+        result.test,
+        result.n_labels,
+        result.fit_time_s,
+        history,
+        Path(saved).name if saved else None,
+    )
 
 
 def _store_point(
-    run: _PlannedRun, test_metrics, n_labels: int, fit_time_s: float, history=None
+    run: _PlannedRun, test_metrics, n_labels: int, fit_time_s: float, history=None, model_file=None
 ) -> CurvePoint:
     """The point of a finished run, written to its result file first."""
     point = CurvePoint(
@@ -851,6 +870,7 @@ def _store_point(
         fit_time_s=fit_time_s,
         epochs_trained=None if history is None else int(history.epoch[-1]),
         stopped_early=None if history is None else bool(history.stopped_early),
+        model_file=model_file,
     )
     _write_run(run.path, run.key, point, test_metrics.as_dict())
     return point

@@ -361,9 +361,16 @@ def test_runner_trains_a_tiny_scratch_model_end_to_end(pool_and_test, tmp_path):
         batch_size=4,
         progress=False,
         cache_dir=tmp_path / "lc",
+        models_dir=tmp_path / "models",
     )
     curve = lc.run_learning_curve(None, pool, test, **options)
     assert curve.sizes == (3, 4, 6) and curve.model == "none" and curve.zero_shot is None
+    from course_lib.finetune import load_model
+    from course_lib.zero_shot import evaluate
+
+    saved = tmp_path / "models" / curve.points[0].model_file
+    again = evaluate(load_model(saved), test).raw  # the saved file is the run that was scored
+    assert again.force_mae_meV_per_A == pytest.approx(curve.points[0].force_mae_meV_per_A)
     for point in curve.points:
         train = ds.subset(pool, point.n_train, seed=point.seed)
         assert point.n_labels == len(train) + 3 * sum(len(a) for a in train)

@@ -84,6 +84,11 @@ def add_parser(subparsers) -> None:
             "shared with its workers)"
         ),
     )
+    parser.add_argument(
+        "--save-models",
+        metavar="DIR",
+        help="save each gradient run's trained model in DIR (named after its cached result)",
+    )
     shipped = parser.add_mutually_exclusive_group()
     shipped.add_argument(
         "--shipped",
@@ -169,6 +174,7 @@ def run(args) -> int:
             cache=not args.no_cache,
             progress=not args.json,
             scheduler=args.scheduler,
+            models_dir=args.save_models,
             **settings,
         )
         if args.ship:
