@@ -87,6 +87,8 @@ class FineTuneSettings:
     (``training.train``); ``keep`` which weights it ends with ("best"
     validation epoch or "last"). ``lora_rank`` and ``lora_alpha`` shape the low-rank adapters of
     ``trainable="lora"`` (mace-torch's ``--lora_rank``, ``--lora_alpha``).
+    ``stage_two_energy_weight`` and ``stage_two_epochs``: mace-torch's second stage (``--swa``:
+    energy weight 1000 with forces 100) for at most the last epochs (``training.train``).
     """
 
     regime: str = "few-shot"
@@ -108,6 +110,8 @@ class FineTuneSettings:
     valid_fraction: float = 0.1
     min_epoch_frames: int = 0
     keep: str = "best"
+    stage_two_energy_weight: float | None = None
+    stage_two_epochs: int = 0
     lora_rank: int = 4
     lora_alpha: float = 1.0
     seed: int = 0
@@ -147,6 +151,14 @@ class FineTuneSettings:
             raise ValueError(f"keep must be 'best' or 'last', got {self.keep!r}")
         if self.min_epoch_frames < 0:
             raise ValueError(f"min_epoch_frames must be >= 0, got {self.min_epoch_frames}")
+        if self.stage_two_energy_weight is not None and not (
+            0 < self.stage_two_epochs < self.max_epochs and self.stage_two_energy_weight > 0
+        ):
+            raise ValueError(
+                "a stage two needs stage_two_energy_weight > 0 and 0 < stage_two_epochs < "
+                f"max_epochs, got {self.stage_two_energy_weight}, {self.stage_two_epochs}, "
+                f"{self.max_epochs}"
+            )
         self.weights  # noqa: B018  (LossWeights checks the three weights)
 
     @property
@@ -369,6 +381,12 @@ def fine_tune(
             seed=s.seed,
             min_epoch_frames=s.min_epoch_frames,
             keep=s.keep,
+            stage_two=(
+                replace(s.weights, energy=s.stage_two_energy_weight)
+                if s.stage_two_energy_weight
+                else None
+            ),
+            stage_two_epochs=s.stage_two_epochs,
             progress=s.progress,
         )
     if lora:  # fold the adapters into the weights: a plain MACE again, as mace-torch saves it

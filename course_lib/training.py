@@ -49,6 +49,10 @@ class LossWeights:
             raise ValueError("all loss weights are zero; nothing to fit")
 
 
+#: mace-torch's stage-two (``--swa``) energy weight, with its forces weight of 100 kept.
+MACE_STAGE_TWO_ENERGY_WEIGHT = 1000.0
+
+
 @dataclass(frozen=True)
 class TrainingHistory:
     """Per-epoch losses and errors; epoch 0 is the starting model (validation only).
@@ -71,6 +75,8 @@ class TrainingHistory:
     wall_time_s: float
     # The epoch whose weights the model ended with: best_epoch, or the last one (keep="last").
     kept_epoch: int | None = None
+    # The first epoch trained with the stage-two loss weights; None without a stage two.
+    stage_two_from: int | None = None
 
     def rows(self) -> list[dict]:
         names = (
@@ -201,6 +207,8 @@ def train(
     seed: int = 0,
     min_epoch_frames: int = 0,
     keep: str = "best",
+    stage_two: LossWeights | None = None,
+    stage_two_epochs: int = 0,
     progress: bool = True,
 ) -> TrainingHistory:
     """Adam on the parameters that require grad; keeps the best validation state.
@@ -219,6 +227,14 @@ def train(
     validation epoch's: for a fixed budget whose learning rate has decayed,
     where the validation loss (a mean of squares, led by a few large-force
     frames) no longer tells epochs apart but the energies still improve.
+
+    ``stage_two``: mace-torch's second stage (``--swa``: energy weight 1000,
+    forces 100). With the default weights (1 : 100) the loss hardly sees
+    energies, so a force-led fit can leave them worse than it found them.
+    Stage one ends after ``max_epochs - stage_two_epochs`` epochs or when early
+    stopping fires; then, from its best weights, up to ``stage_two_epochs``
+    epochs train on ``stage_two`` weights, with their own plateau schedule and
+    early stopping, and the best epoch is chosen on the stage-two validation loss.
     """
     from tqdm.auto import tqdm
 
@@ -244,21 +260,39 @@ def train(
     best_loss, best_epoch = rows[0][2].loss, 0
     best_state = copy.deepcopy(model.state_dict())
     stopped_early = False
-    bar = tqdm(range(1, max_epochs + 1), desc="training", disable=not progress, leave=False)
-    for epoch in bar:
-        train_stats = _run_epoch(model, train_loader, weights, optimizer=optimizer, pull=pull)
-        valid_stats = _run_epoch(model, valid_loader, weights)
-        rows.append((epoch, train_stats, valid_stats, optimizer.param_groups[0]["lr"]))
-        scheduler.step(valid_stats.loss)
-        bar.set_postfix(
-            E=f"{valid_stats.energy_mae:.1f} meV/at", F=f"{valid_stats.force_mae:.0f} meV/Å"
-        )
-        if valid_stats.loss < best_loss:
-            best_loss, best_epoch = valid_stats.loss, epoch
-            best_state = copy.deepcopy(model.state_dict())
-        elif epoch - best_epoch >= patience:
-            stopped_early = True
-            break
+    stage_two_from = None
+    stages = [(weights, max_epochs - (stage_two_epochs if stage_two else 0))]
+    if stage_two is not None and stage_two_epochs > 0:
+        stages.append((stage_two, stage_two_epochs))
+    bar = tqdm(total=sum(n for _, n in stages), desc="training", disable=not progress, leave=False)
+    epoch = 0
+    for stage, (stage_weights, n_epochs) in enumerate(stages):
+        if stage == 1:  # restart from stage one's best weights, judged by the new loss
+            model.load_state_dict(best_state)
+            stage_two_from = epoch + 1
+            best_loss, best_epoch = _run_epoch(model, valid_loader, stage_weights).loss, epoch
+            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                optimizer, factor=lr_factor, patience=lr_patience
+            )
+            stopped_early = False
+        for _ in range(n_epochs):
+            epoch += 1
+            bar.update()
+            train_stats = _run_epoch(
+                model, train_loader, stage_weights, optimizer=optimizer, pull=pull
+            )
+            valid_stats = _run_epoch(model, valid_loader, stage_weights)
+            rows.append((epoch, train_stats, valid_stats, optimizer.param_groups[0]["lr"]))
+            scheduler.step(valid_stats.loss)
+            bar.set_postfix(
+                E=f"{valid_stats.energy_mae:.1f} meV/at", F=f"{valid_stats.force_mae:.0f} meV/Å"
+            )
+            if valid_stats.loss < best_loss:
+                best_loss, best_epoch = valid_stats.loss, epoch
+                best_state = copy.deepcopy(model.state_dict())
+            elif epoch - best_epoch >= patience:
+                stopped_early = True
+                break
     bar.close()
     if keep == "best":
         model.load_state_dict(best_state)
@@ -275,4 +309,5 @@ def train(
         stopped_early=stopped_early,
         wall_time_s=time.perf_counter() - start,
         kept_epoch=best_epoch if keep == "best" else rows[-1][0],
+        stage_two_from=stage_two_from,
     )

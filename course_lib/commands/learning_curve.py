@@ -57,6 +57,13 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("--lr", type=float, help="learning rate (default: the regime's)")
     parser.add_argument(
+        "--stage-two",
+        type=int,
+        default=0,
+        metavar="EPOCHS",
+        help="end with up to EPOCHS epochs of mace's stage two (energy weight 1000, forces 100)",
+    )
+    parser.add_argument(
         "--dtype",
         choices=("float64", "float32"),
         default="float64",
@@ -112,6 +119,7 @@ def run(args) -> int:
     from course_lib.cli import print_json
     from course_lib.scaling_law import LearningCurveInputError
     from course_lib.shipped import command_provenance, ship, shipped
+    from course_lib.training import MACE_STAGE_TWO_ENERGY_WEIGHT
 
     if args.model is None and args.regime != "scratch":
         raise ValueError(f"--regime {args.regime} starts from a pre-trained model; pass --model")
@@ -126,6 +134,11 @@ def run(args) -> int:
         settings["patience"] = args.patience
     if args.min_epoch_frames:
         settings["min_epoch_frames"] = args.min_epoch_frames
+    if args.stage_two:
+        if not 0 < args.stage_two < args.epochs:
+            raise ValueError(f"--stage-two {args.stage_two} must lie between 0 and --epochs")
+        settings["stage_two_epochs"] = args.stage_two
+        settings["stage_two_energy_weight"] = MACE_STAGE_TWO_ENERGY_WEIGHT
     if args.lr is not None:
         settings["lr"] = args.lr
     if args.dtype != "float64":
