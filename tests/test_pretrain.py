@@ -139,3 +139,35 @@ def test_keep_last_ends_with_the_final_weights_not_the_best_validation_epoch(cor
         assert any(not torch.equal(last[k], v) for k, v in again.state_dict().items())
     with pytest.raises(ValueError, match="keep must be"):
         training.train(model, frames[:6], frames[6:9], keep="first", progress=False)
+
+
+def test_stage_two_weights_the_energies_and_keeps_its_best_epoch(corpus):
+    """mace's stage two: from stage one's best weights, train on energy weight 1000.
+
+    The validation loss changes meaning at the switch, so the epoch kept is the best one
+    *under the stage-two loss*, and the energy error there is no worse than where stage one
+    handed over (stage two starts from that state and only keeps improvements).
+    """
+    from course_lib import training
+    from course_lib.mace_models import build_mace
+
+    frames = ds.read_dataset(corpus)
+    model = build_mace(frames, architecture=TINY, seed=0)
+    two = training.LossWeights(energy=training.MACE_STAGE_TWO_ENERGY_WEIGHT, forces=100.0)
+    history = training.train(
+        model, frames[:6], frames[6:9], max_epochs=6, lr=0.02, stage_two=two,
+        stage_two_epochs=3, patience=10, progress=False,
+    )  # fmt: skip
+    assert history.stage_two_from == 4 and history.epoch == tuple(range(7))
+    assert history.best_epoch >= 3  # the handover state or a stage-two epoch, judged anew
+    stage_two_losses = history.valid_loss[history.stage_two_from :]
+    loader = training.graph_loader(frames[6:9], model, batch_size=8)
+    kept = training._run_epoch(model, loader, two).loss  # the weights the model ended with
+    assert kept <= min(stage_two_losses) * (1 + 1e-4)
+    if history.best_epoch >= history.stage_two_from:
+        assert kept == pytest.approx(min(stage_two_losses), rel=1e-4)
+    plain = training.train(
+        build_mace(frames, architecture=TINY, seed=0), frames[:6], frames[6:9], max_epochs=6,
+        lr=0.02, progress=False,
+    )  # fmt: skip
+    assert plain.stage_two_from is None
