@@ -64,7 +64,7 @@ for step in $steps; do
             --regime few-shot --trainable freeze-5 --lrs 1e-3,3e-3,1e-2 "${gradient[@]}" ;;
     strategies)  # notebook 06
         run "strategies" strategies --model "$model" --dataset "$target" --n 200 --epochs 40 \
-            --md-steps 1000 ;;
+            --stage-two 10 --md-steps 1000 ;;
     flowchart)  # notebook 08, both targets
         run "flowchart, Li2O" flowchart --model "$model" --dataset "$target" --phases li-o-phases
         run "flowchart, MgO" flowchart --model "$model" --dataset mgo-rattled --phases mgo-phases ;;

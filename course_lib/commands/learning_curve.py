@@ -117,9 +117,9 @@ def run(args) -> int:
 
     from course_lib import learning_curve as lc
     from course_lib.cli import print_json
+    from course_lib.commands.strategies import stage_two_settings
     from course_lib.scaling_law import LearningCurveInputError
     from course_lib.shipped import command_provenance, ship, shipped
-    from course_lib.training import MACE_STAGE_TWO_ENERGY_WEIGHT
 
     if args.model is None and args.regime != "scratch":
         raise ValueError(f"--regime {args.regime} starts from a pre-trained model; pass --model")
@@ -137,8 +137,7 @@ def run(args) -> int:
     if args.stage_two:
         if not 0 < args.stage_two < args.epochs:
             raise ValueError(f"--stage-two {args.stage_two} must lie between 0 and --epochs")
-        settings["stage_two_epochs"] = args.stage_two
-        settings["stage_two_energy_weight"] = MACE_STAGE_TWO_ENERGY_WEIGHT
+        settings |= stage_two_settings(args.stage_two)
     if args.lr is not None:
         settings["lr"] = args.lr
     if args.dtype != "float64":

@@ -38,6 +38,13 @@ def add_parser(subparsers) -> None:
         "--wall", help="compressed-pair dataset for the wall check (default: li2o-pairs for Li2O)"
     )
     parser.add_argument("--epochs", type=int, default=30, help="epoch budget of every strategy")
+    parser.add_argument(
+        "--stage-two",
+        type=int,
+        default=0,
+        metavar="EPOCHS",
+        help="the last EPOCHS of the budget are mace's stage two (energy weight 1000, forces 100)",
+    )
     parser.add_argument("--md-steps", type=int, default=200, help="MD steps of the stability check")
     parser.add_argument("--md-temperature", type=float, default=1200.0, help="K")
     parser.add_argument("--seed", type=int, default=0)
@@ -62,6 +69,8 @@ def run(args) -> int:
 
     if args.n < 1 or args.epochs < 1 or args.md_steps < 1:
         raise ValueError("--n, --epochs and --md-steps must be at least 1")
+    if not 0 <= args.stage_two < args.epochs:
+        raise ValueError(f"--stage-two {args.stage_two} must lie between 0 and --epochs")
     key = comparison_key(args.model, args.dataset, args.n)
     if args.shipped:
         print_shipped(shipped("strategies", key), args)
@@ -80,6 +89,7 @@ def run(args) -> int:
         progress=not args.json,
         max_epochs=args.epochs,
         patience=args.epochs,
+        **stage_two_settings(args.stage_two),
     )
     if args.ship:
         prov = command_provenance(args, cpu_s=time.process_time() - began)
@@ -87,6 +97,15 @@ def run(args) -> int:
         print(f"shipped as {ship('strategies', key, payload, prov)}", file=sys.stderr)
     print_result(result, args)
     return 0
+
+
+def stage_two_settings(epochs: int) -> dict:
+    """``FineTuneSettings`` fields of mace's stage two over the last ``epochs`` (0: none)."""
+    from course_lib.training import MACE_STAGE_TWO_ENERGY_WEIGHT
+
+    if not epochs:
+        return {}
+    return {"stage_two_epochs": epochs, "stage_two_energy_weight": MACE_STAGE_TWO_ENERGY_WEIGHT}
 
 
 def _wall_frames(wall: str | None, dataset: str):
