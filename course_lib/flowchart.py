@@ -123,8 +123,8 @@ FINE_TUNE_SETTINGS = {
     "FT1": {"energy_weight": 1.0, "forces_weight": 100.0},
     "FT2": {"energy_weight": 100.0, "forces_weight": 100.0},
 }
-#: Epochs of the "Full" step: the budget of the measured best strategy (replay, 44 meV/Å on
-#: Li2O at N=200; ``course strategies --n 200 --epochs 40``, shipped).
+#: Epochs of the "Full" step: the budget of the shipped strategies comparison
+#: (``course strategies --n 200 --epochs 40``), so that the two can be read side by side.
 FULL_EPOCHS = 40
 
 
@@ -748,9 +748,8 @@ def default_train_full(
     With a ``corpus`` (the model's pre-training data), the "replay"
     strategy: as many corpus training frames as target frames
     (``strategies.replay_frames``, each weighted ``replay_weight``) mixed into
-    the training set, the strategy that kept pre-training accuracy and gave
-    the lowest target force MAE in the shipped comparison (44 meV/Å on Li₂O,
-    N=200, 40 epochs, course-mini). Without one, the "naive" strategy.
+    the training set, the chapter's remedy for forgetting (notebook 06 measures
+    it against the other strategies). Without one, the "naive" strategy.
     Patience is the whole budget, as there; the last quarter of the epochs is
     mace's stage two (energy weight 1000: mace-torch starts it at 3/4 of the
     epochs), since Q4 asks for the energy error too. ``settings``:
