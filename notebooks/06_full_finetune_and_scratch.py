@@ -145,7 +145,10 @@ for label, result in {"full": full, "scratch": scratch}.items():
 # energy errors per atom (the weights are printed above, mace-torch's defaults), and with a
 # single composition in the data nothing but the energy term pins the energy offset. If a
 # validation energy error rises while the force error falls, that is the loss at work; the
-# flowchart's "fine-tune with energy weight" box is the remedy (Exercise 3).
+# flowchart's "fine-tune with energy weight" box is the remedy (Exercise 3). mace-torch's own
+# recipe ends training with a "stage two" (`--swa`: energy weight 1000 for the last quarter of
+# the epochs); the shipped full-mode curves and the flowchart's "Full" step use it
+# (`stage_two_epochs`, `stage_two_energy_weight` in `finetune.FineTuneSettings`).
 
 # %% [markdown]
 # ## Four regimes, one test set
