@@ -135,7 +135,12 @@ class TargetModelCard:
             "## Errors on the held-out test split",
             f"All {self.test['n_frames']} frames: energy MAE "
             f"{self.test['energy_mae_meV_per_atom']:.1f} meV/atom, force MAE "
-            f"{self.test['force_mae_meV_per_A']:.1f} meV/Å.",
+            f"{self.test['force_mae_meV_per_A']:.1f} meV/Å"
+            + (
+                f", force slope s = {self.test['force_slope']:.3f} (F_model ≈ s · F_DFT)."
+                if self.test.get("force_slope") is not None
+                else "."
+            ),
             "",
             "| T (K) | frames | E MAE (meV/atom) | F MAE (meV/Å) | DFT mean abs F (meV/Å) |",
             "|---|---|---|---|---|",

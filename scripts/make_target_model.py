@@ -107,6 +107,7 @@ card = tm.TargetModelCard(
         "energy_mae_meV_per_atom": measured.energy_mae_meV_per_atom,
         "force_mae_meV_per_A": measured.force_mae_meV_per_A,
         "force_rmse_meV_per_A": measured.force_rmse_meV_per_A,
+        "force_slope": measured.force_slope,
     },
     test_by_temperature=by_temperature,
     reproduces=reproduces,
