@@ -506,7 +506,8 @@ else:
     )
     print(
         f"all held-out frames: energy MAE {converged.raw.energy_mae_meV_per_atom:.1f} meV/atom, "
-        f"force MAE {converged.raw.force_mae_meV_per_A:.1f} meV/Å: the locked thresholds are "
+        f"force MAE {converged.raw.force_mae_meV_per_A:.1f} meV/Å (force slope s = "
+        f"{converged.raw.force_slope:.2f}): the locked thresholds are "
         + ("met" if met else "not met")
     )
 
