@@ -295,6 +295,7 @@ class RegimeTable:
         return "\n".join(lines + notes)
 
     __str__ = table
+    _repr_markdown_ = table  # a rendered table in a notebook
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -464,7 +464,7 @@ if reference.curves:
         energy_target_meV_per_atom=thresholds.tuned_energy_mae_meV_per_atom,
         seed=settings.seed,
     )
-    print(regime_numbers.table())
+    display(regime_numbers)
 
 # %% [markdown]
 # ## Explore the law yourself
