@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "course_lib.commands.make_data",
     "course_lib.commands.coverage",
     "course_lib.commands.learning_curve",
+    "course_lib.commands.regime_table",
     "course_lib.commands.flowchart",
     "course_lib.commands.md",
     "course_lib.commands.strategies",

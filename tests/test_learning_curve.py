@@ -713,3 +713,24 @@ def test_shipped_curves_gathers_every_regime_and_says_why_one_is_missing(tmp_pat
     assert (
         lc.shipped_curves("course-mini", "li2o-md", energy_only=True, folder=tmp_path).curves == {}
     )
+
+
+def test_regime_table_command_reads_the_shipped_curves_as_strict_json(
+    tmp_path, monkeypatch, capsys
+):
+    from course_lib import cli, shipped
+
+    monkeypatch.setattr(shipped, "SHIPPED_DIR", tmp_path)
+    full = curve_of(
+        "full", {1: 300.0, 10: 120.0, 50: 60.0, 200: 45.0}, dict.fromkeys((1, 10, 50, 200), 10.0)
+    )
+    key = lc.shipped_key("course-mini", "li2o-md", regime="full", energy_only=False)
+    prov = {"command": "course learning-curve --regime full --ship", "datasets": {}}
+    shipped.ship("learning-curve", key, {"curve": full.as_dict()}, prov)
+    assert cli.main(["regime-table", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)  # strict: no NaN tokens
+    (row,) = record["rows"]
+    assert row["label"] == "full" and row["n_force"] == 200 and row["n_energy"] == 1
+    assert record["commands"] == {"full": prov["command"]}
+    assert cli.main(["regime-table", "--dataset", "mgo-rattled"]) == 2
+    assert "no shipped curves of course-mini on mgo-rattled" in capsys.readouterr().err
