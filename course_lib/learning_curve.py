@@ -169,14 +169,21 @@ class LearningCurve:
         """
         return next((row.n_train for row in self.summary(metric) if row.mean < target), None)
 
-    @property
-    def converged_fraction(self) -> float | None:
-        """The share of gradient runs that early stopping ended (None for closed form).
+    def converged_fraction(self, max_epochs: int | None = None) -> float | None:
+        """The share of gradient runs that ended before their budget (None for closed form).
 
-        A run that used up its epochs may still have been improving; a curve of
-        such runs is a lower bound on what the regime reaches at that N.
+        A run converged when early stopping ended it, or, given the budget
+        ``max_epochs``, when it trained fewer epochs (with a stage two, early
+        stopping in stage one hands over to stage two, which may then run its
+        full length: the run still ended before the budget). A run that used
+        up its epochs may still have been improving; a curve of such runs is an
+        upper bound on the error the regime reaches at that N.
         """
-        flags = [p.stopped_early for p in self.points if p.stopped_early is not None]
+        flags = [
+            p.stopped_early or (max_epochs is not None and p.epochs_trained < max_epochs)
+            for p in self.points
+            if p.stopped_early is not None
+        ]
         return float(np.mean(flags)) if flags else None
 
     def as_dict(self) -> dict:
@@ -308,14 +315,18 @@ def regime_table(
     energy_target_meV_per_atom: float,
     sizes: Sequence[int] = TABLE_SIZES,
     seed: int = 0,
+    max_epochs: Mapping[str, int] | None = None,
 ) -> RegimeTable:
     """Each curve's errors at ``sizes``, its force α (where the fit can pin it) and the first N
     whose mean is below each target, measured over every size the curve ran. The targets are
     the flowchart's post-tuning thresholds (``flowchart.Thresholds``, locked in notebook 02).
 
     A target not reached is explained from the numbers: the best mean and its N, and the share
-    of runs that had converged (early stopping) rather than used up their epochs.
+    of runs that had converged rather than used up their epochs (``max_epochs``: each curve's
+    epoch budget by label, e.g. from its shipped provenance; see
+    ``LearningCurve.converged_fraction``).
     """
+    budgets = dict(max_epochs or {})
     rows = []
     for label, curve in curves.items():
         per_metric = {}
@@ -344,12 +355,12 @@ def regime_table(
                 continue
             best = min(curve.summary(metric), key=lambda row: row.mean)
             unit = METRICS[metric][1]
-            converged = curve.converged_fraction
+            converged = curve.converged_fraction(budgets.get(label))
             why[metric] = (
                 f"not reached up to N = {max(curve.sizes)}; best {best.mean:.1f} ± "
                 f"{best.std:.1f} {unit} at N = {best.n_train} against {target:g}"
                 + (
-                    f"; {converged:.0%} of its runs stopped early (converged)"
+                    f"; {converged:.0%} of its runs ended before their epoch budget"
                     if converged is not None
                     else "; closed form (exact optimum of the readouts)"
                 )
@@ -365,7 +376,7 @@ def regime_table(
                 why_not_energy=why["energy"],
                 alpha=alpha,
                 alpha_std=alpha_std,
-                converged_fraction=curve.converged_fraction,
+                converged_fraction=curve.converged_fraction(budgets.get(label)),
             )
         )
     return RegimeTable(
@@ -399,6 +410,15 @@ class ShippedCurves:
     curves: dict[str, LearningCurve]
     provenance: dict[str, dict]
     missing: dict[str, str]
+
+    @property
+    def max_epochs(self) -> dict[str, int]:
+        """Each gradient curve's epoch budget, from its provenance."""
+        budgets = {
+            label: prov.get("settings", {}).get("max_epochs")
+            for label, prov in self.provenance.items()
+        }
+        return {label: n for label, n in budgets.items() if n and label in self.curves}
 
     def summary(self) -> str:
         lines = [f"SHIPPED {label}: {self.provenance[label]['command']}" for label in self.curves]

@@ -445,12 +445,14 @@ if reference.curves:
     rmd17 = np.median(list(sl.rmd17_scratch_alphas().values()))
     for label, fit in shipped_fits.items():
         curve = shipped_labelled[label]
-        converged = curve.converged_fraction
+        share_converged = curve.converged_fraction(
+            reference.max_epochs.get(label.removesuffix(" (shipped)"))
+        )
         print(
             f"{label}: {sl.alpha_verdict(fit).message()}"
             + (
-                f"; {converged:.0%} of its runs converged (early stopping)"
-                if converged is not None
+                f"; {share_converged:.0%} of its runs ended before their epoch budget"
+                if share_converged is not None
                 else ""
             )
         )
@@ -463,6 +465,7 @@ if reference.curves:
         force_target_meV_per_A=thresholds.tuned_force_mae_meV_per_A,
         energy_target_meV_per_atom=thresholds.tuned_energy_mae_meV_per_atom,
         seed=settings.seed,
+        max_epochs=reference.max_epochs,
     )
     display(regime_numbers)
 

@@ -529,7 +529,7 @@ def test_regime_table_finds_the_first_measured_n_below_each_target_and_says_why_
     assert full.force[200] == pytest.approx((49.0, np.sqrt(2), 2))  # mean, std (ddof 1), seeds
     assert (scratch.n_force, scratch.n_energy) == (None, None)
     assert "best 70.0" in scratch.why_not_force and "N = 500" in scratch.why_not_force
-    assert "60% of its runs stopped early" in scratch.why_not_force
+    assert "60% of its runs ended before their epoch budget" in scratch.why_not_force
     assert full.why_not_force == "" and scratch.converged_fraction == pytest.approx(0.6)
     text = table.table()
     assert "| full | F (meV/Å) | 299.0" not in text  # means, not single runs
@@ -537,7 +537,12 @@ def test_regime_table_finds_the_first_measured_n_below_each_target_and_says_why_
     # strictly below, as the flowchart asks: a mean exactly at the target does not meet it
     at = curve_of("full", {10: 51.0, 50: 50.0}, {10: 20.0, 50: 20.0})
     assert at.first_n_below("force", 50.0) is None and at.first_n_below("force", 50.5) == 50
-    assert at.converged_fraction is None  # no gradient runs recorded
+    assert at.converged_fraction() is None  # no gradient runs recorded
+    # with a budget: a run that trained fewer epochs than it (stage one stopped early, then a
+    # stage two ran its full length) ended before its budget too
+    assert stuck.converged_fraction() == pytest.approx(0.6)  # 10 epochs each in curve_of
+    assert stuck.converged_fraction(max_epochs=10) == pytest.approx(0.6)
+    assert stuck.converged_fraction(max_epochs=80) == pytest.approx(1.0)
 
 
 def test_figure_draws_shipped_reference_curves_pale_beneath_the_live_ones():

@@ -37,6 +37,7 @@ def run(args) -> int:
         found.curves,
         force_target_meV_per_A=thresholds.tuned_force_mae_meV_per_A,
         energy_target_meV_per_atom=thresholds.tuned_energy_mae_meV_per_atom,
+        max_epochs=found.max_epochs,
     )
     if args.json:
         print_json(
