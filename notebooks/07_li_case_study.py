@@ -482,9 +482,9 @@ print(
 # %% [markdown]
 # ## 5 · The converged fine-tune: the shipped target model
 # The frames above are a classroom-sized demonstration. The course also ships the model its
-# learning curves recommend (notebook 05): the base model fine-tuned on 500 structures of this
-# dataset's training split with the regime whose converged curve is lowest at N = 500, a rule
-# fixed before the curves were run. Its card says how it was made; here it is re-checked on this
+# learning curves recommend (notebook 05): the base model fine-tuned on a few hundred
+# structures of this dataset's training split with the regime whose converged curve is lowest
+# at that N, a rule fixed before the curves were run (the card below says which and how many). Its card says how it was made; here it is re-checked on this
 # notebook's held-out frames, by temperature, against the thresholds locked in notebook 02, and
 # run as MD at the temperature where the zero-shot model is weakest.
 
