@@ -763,7 +763,10 @@ _REGISTRY: tuple[Claim, ...] = (
             _TRAINING_SET,
             Requires("elements", 5, "too few elements to see a trend"),
         ),
-        note=_MATBENCH_NUMBERS_NOTE,
+        note=(
+            "We could not trace this trend to Matbench Discovery's paper or repository, the "
+            "benchmark the chapter's paragraph cites; treat it as unsourced."
+        ),
     ),
     Claim(
         id="li-near-equilibrium-energy",

@@ -201,6 +201,7 @@ e0_part = 1e3 * np.mean(
     [sum(closed.tuner.e0_shift_.get(s, 0.0) for s in a.symbols) / len(a) for a in frames.test]
 )
 readout_part = change - e0_part  # meV/atom
+readouts_offset = abs(readout_part) > abs(bias)  # the E0s mostly take back the readouts' offset
 same_setup = claims.same_dft_setup(settings.model, frames.dataset)
 cost = kept.test.energy_mae_meV_per_atom - closed.test.energy_mae_meV_per_atom
 print(f"{settings.model} pre-trained on our DFT settings: {'yes' if same_setup else 'no'}")
@@ -211,7 +212,7 @@ print(
     + (
         "the readouts' own offset, taken back: fitted mostly to forces, they moved the energy "
         "baseline further than the model's zero-shot bias"
-        if abs(readout_part) > abs(bias)
+        if readouts_offset
         else "the model's zero-shot bias" + ("" if same_setup else " and the DFT-setup difference")
     )
 )
@@ -238,7 +239,9 @@ print(
 # The same problem, trained by Adam the way mace-torch fine-tunes: `trainable="readouts"` frees
 # the same readout layers (and the hidden layer of the last readout); `"last-layer"` also frees
 # the last interaction and product blocks. A tenth of the training structures is held back for
-# validation, which picks the epoch whose weights are kept (the star).
+# validation, which picks the epoch whose weights are kept (the star): the one with the lowest
+# validation *loss*, the weighted sum of squared energy and force errors that training
+# minimises, not necessarily the lowest of the MAEs plotted.
 
 # %%
 gradient = {
@@ -254,17 +257,31 @@ training.training_curves({f"few-shot, {k}": r.history for k, r in gradient.items
 
 # %%
 for trainable, result in gradient.items():
+    history = result.history
+    still = []  # signs that training had not finished at the last epoch
+    if history.train_force_mae[-1] < history.train_force_mae[-2]:  # NaN before epoch 1
+        still.append("the training force MAE still falls")
+    if history.best_epoch == history.epoch[-1]:
+        still.append("the validation loss is lowest")
     print(
-        f"{trainable}: {result.history.epoch[-1]} epochs, {result.fit_time_s:.0f} s, test force "
+        f"{trainable}: {history.epoch[-1]} epochs, {result.fit_time_s:.0f} s, test force "
         f"MAE {result.test.force_mae_meV_per_A:.1f} meV/Å; closed form "
-        f"{closed.test.force_mae_meV_per_A:.1f} meV/Å in {closed.fit_time_s:.0f} s"
+        f"{closed.test.force_mae_meV_per_A:.1f} meV/Å in {closed.fit_time_s:.0f} s; "
+        + (
+            "stopped early: the validation loss no longer improved"
+            if history.stopped_early
+            else f"{' and '.join(still)} at the last epoch: the budget of {max_epochs} epochs "
+            "stopped an unconverged run"
+            if still
+            else "neither the training force MAE nor the validation loss improves at the last epoch"
+        )
     )
 
 # %% [markdown]
 # The closed form lands on the minimum of the readout-only loss; a gradient run approaches it
-# over many epochs. If the curves above still fall at the last epoch, the run was stopped
-# early by the fast-mode budget, not converged. Freeing the last layer adds capacity that the
-# closed form cannot use, at the price of a learning rate, epochs and more overfitting risk.
+# over many epochs (the lines above say whether these runs got there). Freeing the last layer
+# adds capacity that the closed form cannot use, at the price of a learning rate, epochs and
+# more overfitting risk.
 
 # %% [markdown]
 # ## Forces multiply the labels
@@ -335,18 +352,38 @@ parity.regime_parity(few_shot, frames.test, quantity="energy")
 # The readouts are shared by every element the model knows. Fitting them to Li and O moves
 # predictions for Si, Mg or F as well. The last column is the force MAE on the corpus's
 # held-out relaxations before and after each fit; force errors are the clean measure here,
-# since the energies there also carry the E0 shift toward our DFT setup.
+# since the energies there also carry the refit E0s (below: what they hold for this model).
 
 # %%
 print(finetune.compare_regimes(few_shot))
+if closed.forgetting is not None:  # a bundled pre-training corpus
+    print(
+        f"The corpus's energies also carry the refit E0s of {', '.join(closed.tuner.e0_shift_)}: "
+        + (
+            f"for {settings.model}, pre-trained on our DFT settings, no setup correction but "
+            + (
+                "mostly the readouts' own offset taken back (above)."
+                if readouts_offset
+                else "its own zero-shot bias on the target (above)."
+            )
+            if same_setup
+            else "a shift toward the target's DFT setup, which the corpus's labels do not share."
+        )
+    )
 
 # %% [markdown]
 # ## What this shows, and what it does not
-# These are fits on a few dozen small structures, tested on a held-out set of similar size (the
-# counts are printed at the top): enough to show the mechanics and the trade-offs (labels,
-# solvers, E0s, forgetting), not to quote production accuracy. The chapter's few-shot regime uses 10² to 10³ structures;
-# notebook 05 shows how the error falls with N, and notebook 06 adds full fine-tuning and
-# training from scratch at this same N.
+
+# %%
+print(
+    f"These are fits on {len(frames.train)} structures of {len(frames.train[0])} atoms, tested on "
+    f"{len(frames.test)} held-out ones: enough to show the mechanics and the trade-offs (labels, "
+    "solvers, E0s, forgetting), not to quote production accuracy."
+)
+
+# %% [markdown]
+# The chapter's few-shot regime uses 10² to 10³ structures; notebook 05 shows how the error
+# falls with N, and notebook 06 adds full fine-tuning and training from scratch at this same N.
 #
 # ## Pause and recall
 # * What stays frozen in few-shot fine-tuning, and why is it plausible that it need not change?
@@ -382,7 +419,7 @@ print(
 print(
     exercises.conclusion(
         f"The supercells have {len(supercells[0])} atoms, past the chapter's 50, and offer "
-        f"{with_forces} labels with forces, {with_forces / cell_labels:.0f}x the cells' "
+        f"{with_forces} labels with forces, {with_forces / cell_labels:.1f}x the cells' "
         f"{cell_labels}; yet only {distinct_labels} are distinct, "
         + (
             "exactly the cells' own: a replica copies labels and adds no information."

@@ -99,11 +99,21 @@ def test_errata_sit_on_the_claims_they_correct_and_cite_a_source():
         internal = source.startswith("internal:")
         assert internal or ("https://" in source and re.search(r"\(20[12]\d", source)), claim_id
     # not verifiable is not an erratum: those claims say so in a note instead
-    for claim_id in ("zero-shot-force-mae", "li-near-equilibrium-energy", "in-distribution-energy"):
+    for claim_id in (
+        "zero-shot-force-mae",
+        "li-near-equilibrium-energy",
+        "in-distribution-energy",
+        "rare-element-log-n",
+    ):
         assert claims.CLAIMS[claim_id].erratum is None
         assert "could not trace" in claims.CLAIMS[claim_id].note or "no publication" in (
             claims.CLAIMS[claim_id].note
         )
+    # the note on Matbench Discovery's numbers sits only on the claims that quote a number
+    carrying_note = {
+        c.id for c in claims.CLAIMS.values() if c.note == claims._MATBENCH_NUMBERS_NOTE
+    }
+    assert carrying_note == {"in-distribution-energy", "out-of-distribution-factor"}
 
 
 # --------------------------------------------------------------------------- verdict rules
