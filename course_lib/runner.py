@@ -121,12 +121,55 @@ def local_kernel_config(socket_dir: Path):
     return Config()
 
 
+#: Longest single wait on a kernel channel (s); see ``poll_in_steps``.
+POLL_STEP_S = 1.0
+
+
+def poll_in_steps(channel, step_s: float = POLL_STEP_S) -> None:
+    """Make ``channel.get_msg(timeout)`` wait in steps of at most ``step_s`` seconds.
+
+    An asyncio kernel channel can miss the wake-up for a message that has already
+    arrived, after a cell that opens widget comms, and then waits out the whole cell
+    timeout (jupyter/nbclient#312: minutes per widget cell on a busy machine). Polling
+    again every step finds the message; the overall timeout and ``Empty`` at its end are
+    unchanged.
+    """
+    from queue import Empty
+
+    get_msg = channel.get_msg
+
+    async def stepwise(timeout: float | None = None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = step_s if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                return await get_msg(timeout=min(step_s, left))
+            except Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+
+    channel.get_msg = stepwise
+
+
+def _stepwise_client(notebook, **options):
+    """An ``nbclient.NotebookClient`` whose shell and IOPub waits use ``poll_in_steps``."""
+    from nbclient import NotebookClient
+
+    class StepwiseClient(NotebookClient):
+        async def async_start_new_kernel_client(self):
+            client = await super().async_start_new_kernel_client()
+            for channel in (client.shell_channel, client.iopub_channel):
+                poll_in_steps(channel)
+            return client
+
+    return StepwiseClient(notebook, **options)
+
+
 def run_notebook(
     path: Path, out_dir: Path, *, mode: str = "fast", timeout_s: int = 900
 ) -> NotebookRun:
     """Execute one notebook top to bottom in a fresh kernel; never raises on notebook errors."""
     import nbformat
-    from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
     notebook = read_notebook(path)
@@ -134,7 +177,7 @@ def run_notebook(
     error = ""
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="course-kernel-") as sockets, _PeakMemory() as memory:
-        client = NotebookClient(
+        client = _stepwise_client(
             notebook,
             timeout=timeout_s,
             kernel_name="python3",

@@ -159,3 +159,37 @@ def test_json_output_stays_parseable_when_libraries_print_on_import(tmp_path, ti
     code = f"import sys; from course_lib.cli import main; sys.exit(main({argv!r}))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout)["raw"]["n_frames"] == 3
+
+
+def test_channel_waits_return_as_soon_as_a_message_is_there_and_keep_their_timeout():
+    """``poll_in_steps``: a wake-up missed by one poll is found by the next (nbclient#312)."""
+    import asyncio
+    import time
+    from queue import Empty
+
+    from course_lib.runner import poll_in_steps
+
+    class Channel:
+        def __init__(self, ready_after_s):
+            self.ready_at = time.monotonic() + ready_after_s
+            self.waits = []
+
+        async def get_msg(self, timeout=None):
+            self.waits.append(timeout)
+            # a poll that misses the wake-up: it sleeps its whole timeout, then looks once
+            await asyncio.sleep(timeout if timeout is not None else 3600)
+            if time.monotonic() >= self.ready_at:
+                return {"msg_id": "reply"}
+            raise Empty
+
+    channel = Channel(ready_after_s=0.05)
+    poll_in_steps(channel, step_s=0.02)
+    began = time.monotonic()
+    assert asyncio.run(channel.get_msg(timeout=None)) == {"msg_id": "reply"}
+    assert time.monotonic() - began < 1.0 and max(channel.waits) <= 0.02
+    never = Channel(ready_after_s=3600)
+    poll_in_steps(never, step_s=0.02)
+    began = time.monotonic()
+    with pytest.raises(Empty):
+        asyncio.run(never.get_msg(timeout=0.1))
+    assert 0.1 <= time.monotonic() - began < 0.5  # the overall timeout still holds
