@@ -104,6 +104,19 @@ REGISTRY: dict[str, ModelSpec] = {
             sha256="dd2cb0ff9f2dd6d77df317a9a43b35fac664518d67b2d54ab52ec2515b8fe57a",
             pretraining_corpus="mini-mptrj",
         ),
+        ModelSpec(
+            name="course-mini-li2o",
+            kind="mace",
+            description=(
+                "course-mini's answer for the Li2O target: the regime its shipped learning "
+                "curves rank first at N = 500 (model card)"
+            ),
+            licence="CC-BY-4.0",
+            bundled=MODELS_DIR / "course-mini-li2o.model",
+            sha256="e74de21924eb07822009cb472f552496f3b55287bb4abf05b19a44f12a288759",
+            pretraining_corpus="mini-mptrj",  # the base model's corpus: one DFT setup with li2o-md
+            fine_tuned=("course-mini", "li2o-md"),
+        ),
     )
 }
 

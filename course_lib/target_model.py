@@ -117,9 +117,15 @@ class TargetModelCard:
         lines = [
             f"# Model card: {self.name}",
             "",
-            f"`{self.base_model}` fine-tuned on {self.n_train} structures of `{self.dataset}` "
-            f"({self.regime}); the course's answer to 'which regime, how much data' for its Li₂O "
-            "case study, as a file. **For teaching only**, like its base model.",
+            (
+                f"Trained from scratch with `{self.base_model}`'s hyper-parameters (for the "
+                f"target's elements only) on {self.n_train} structures of `{self.dataset}`"
+                if self.regime == "scratch"
+                else f"`{self.base_model}` fine-tuned ({self.regime}) on {self.n_train} "
+                f"structures of `{self.dataset}`"
+            )
+            + ": the course's answer to 'which regime, how much data' for its Li₂O case study, "
+            "as a file. **For teaching only**, like its base model.",
             "",
             "## How it was made",
             f"Regime: {self.regime}, chosen by a rule fixed before the curves were computed: "
@@ -152,9 +158,9 @@ class TargetModelCard:
             )
         lines += [
             "",
-            f"Reproduction: the learning-curve run it retrains scored "
-            f"{self.reproduces['curve_force_mae_meV_per_A']:.2f} meV/Å, this file "
-            f"{self.reproduces['force_mae_meV_per_A']:.2f} meV/Å.",
+            f"Reproduction: the learning-curve run it comes from scored "
+            f"{self.reproduces['curve_force_mae_meV_per_A']:.2f} meV/Å on the test split, this "
+            f"file scores {self.reproduces['force_mae_meV_per_A']:.2f} meV/Å.",
             "",
             "## Molecular dynamics (Langevin, 12-atom Li₂O cell, `course_lib.md.run_md`)",
         ]
@@ -164,7 +170,7 @@ class TargetModelCard:
                 f"{run['steps_run']}/{run['steps_requested']} steps of {run['timestep_fs']:g} fs"
                 + (f" ({run['reason']})" if run["reason"] else "")
                 + "; closest approach "
-                + ", ".join(f"{pair} {r:.2f} Å" for pair, r in run["closest_approach"].items())
+                + ", ".join(f"{pair} {r:.2f} Å" for pair, r in run["closest_approach_A"].items())
             )
         return "\n".join(lines) + "\n"
 
@@ -214,6 +220,6 @@ def md_summary(result) -> dict:
     full = result.as_dict()
     keep = (
         "temperature_K", "timestep_fs", "steps_requested", "steps_run", "seed", "stable",
-        "reason", "failed_step", "verdict", "closest_approach", "limits_A",
+        "reason", "failed_step", "verdict", "closest_approach_A", "limits_A",
     )  # fmt: skip
     return {k: full[k] for k in keep}

@@ -49,8 +49,9 @@ print(settings)
 
 # %% [markdown]
 # ## The models on this machine
-# The course knows a few foundation models by name. Which ones work here *offline* depends on
-# what has been downloaded; the bundled ones always do.
+# The course knows a few foundation models by name, and one model derived from its own for the
+# Li₂O target (notebook 07). Which ones work here *offline* depends on what has been downloaded;
+# the bundled ones always do.
 
 # %%
 for status in models.list_models():

@@ -100,7 +100,13 @@ def test_auto_falls_back_to_an_offline_model_without_mace_mp():
 
 def test_listing_and_unknown_names():
     names = [status.name for status in models.list_models()]
-    assert names == ["mace-mp-0-small", "mace-mp-0-medium", "chgnet-0.3.0", "course-mini"]
+    assert names == [
+        "mace-mp-0-small",
+        "mace-mp-0-medium",
+        "chgnet-0.3.0",
+        "course-mini",
+        "course-mini-li2o",
+    ]
     with pytest.raises(ValueError, match="registered"):
         models.get_spec("mace-mp-9")
     with pytest.raises(FileNotFoundError, match="neither a registered model"):

@@ -44,7 +44,7 @@ def card(**changes) -> tm.TargetModelCard:
         reproduces={"curve_force_mae_meV_per_A": 40.0, "force_mae_meV_per_A": 40.0},
         md=[{"temperature_K": 1200.0, "timestep_fs": 1.0, "steps_requested": 3000,
              "steps_run": 3000, "seed": 0, "stable": True, "reason": "", "failed_step": None,
-             "verdict": "stable", "closest_approach": {"Li-Li": 1.9}, "limits_A": {}}],
+             "verdict": "stable", "closest_approach_A": {"Li-Li": 1.9}, "limits_A": {}}],
         sha256="c" * 64, n_parameters=245392, size_bytes=2_000_000,
         command="python scripts/make_target_model.py", cpu_s=600.0,
     )  # fmt: skip
