@@ -128,8 +128,38 @@ def atomic_write_text(path: Path, text: str) -> None:
         tmp.write_text(text)
 
 
+def dataset_names(name_or_path: str | os.PathLike) -> list[str | os.PathLike]:
+    """The datasets a name stands for: a corpus may be several joined by commas.
+
+    ``"mini-mptrj,mini-omat"`` (how ``course pretrain --corpus`` and the model
+    registry name course-mini-omat's corpus) gives both names; any other
+    name or path gives itself.
+    """
+    if not (isinstance(name_or_path, str) and "," in name_or_path):
+        return [name_or_path]
+    parts = [part.strip() for part in name_or_path.split(",")]
+    if not all(parts):
+        raise DatasetError(f"{name_or_path!r}: a dataset name is missing between the commas")
+    return parts
+
+
+def dataset_paths(name_or_path: str | os.PathLike) -> list[Path]:
+    """The extxyz path of every dataset ``name_or_path`` stands for (see ``dataset_names``)."""
+    return [dataset_path(part) for part in dataset_names(name_or_path)]
+
+
+def dataset_sha256(name_or_path: str | os.PathLike) -> str:
+    """sha256 of a dataset file; of a joined corpus, its parts' joined by ``+``."""
+    return "+".join(sha256_of(path) for path in dataset_paths(name_or_path))
+
+
 def dataset_path(name_or_path: str | os.PathLike) -> Path:
     """Resolve a bundled dataset name (``"li2o-md"``) or a file path to an extxyz path."""
+    if len(dataset_names(name_or_path)) > 1:
+        raise DatasetError(
+            f"{name_or_path!r} names several datasets, not one file; "
+            "use dataset_paths() for their files or read_dataset() for their frames"
+        )
     candidate = Path(name_or_path)
     if candidate.suffix in {".xyz", ".extxyz"}:
         if not candidate.exists():
@@ -185,20 +215,26 @@ def read_dataset(
 ) -> list[Atoms]:
     """Read and validate a labelled dataset (bundled name or extxyz path).
 
+    Several names joined by commas (``"mini-mptrj,mini-omat"``, a model's
+    pre-training corpus) read as one list, each file's frames in turn; a
+    fixed ``info["split"]`` stays with its frame.
+
     Raises ``DatasetError`` naming the file, frame and key for missing labels,
     non-finite values, shape mismatches, non-periodic cells (when
     ``require_pbc``) and elements outside ``allowed_elements`` (e.g. the
     elements a model was trained on).
     """
-    path = dataset_path(name_or_path)
-    frames = _read_frames(path, format="extxyz")
-    validate_frames(
-        frames,
-        source=str(path),
-        require_stress=require_stress,
-        require_pbc=require_pbc,
-        allowed_elements=allowed_elements,
-    )
+    frames = []
+    for path in dataset_paths(name_or_path):
+        part = _read_frames(path, format="extxyz")
+        validate_frames(
+            part,
+            source=str(path),
+            require_stress=require_stress,
+            require_pbc=require_pbc,
+            allowed_elements=allowed_elements,
+        )
+        frames += part
     return frames
 
 

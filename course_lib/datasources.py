@@ -25,7 +25,7 @@ from ase.data import atomic_numbers
 
 from course_lib.data import (
     DatasetError,
-    dataset_path,
+    dataset_paths,
     filter_elements,
     read_dataset,
     read_provenance,
@@ -273,7 +273,7 @@ def fine_tuning_set(
         chosen = subset(chosen, n_max, seed=seed)
     path = None
     if out is not None:
-        source = read_provenance(dataset_path(corpus))
+        source = read_provenance(dataset_paths(corpus)[0])  # parts of a corpus share one setup
         provenance = {
             "description": f"{'-'.join(wanted)} frames filtered from {corpus}",
             "method": source.get("method", f"as in {corpus}"),

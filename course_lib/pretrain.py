@@ -270,7 +270,7 @@ def pretrain(
     settings = replace(settings, regime="scratch", **overrides)
     settings = replace(settings, patience=settings.max_epochs)
     corpora = [corpus] if isinstance(corpus, str | os.PathLike) else list(corpus)
-    paths = [ds.dataset_path(c) for c in corpora]
+    paths = [path for c in corpora for path in ds.dataset_paths(c)]
     train_frames, held_out = [], []
     for path in paths:
         train, test = ds.train_test_split(ds.read_dataset(path), seed=settings.seed)

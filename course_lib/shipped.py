@@ -68,7 +68,7 @@ def provenance(
         "commit": _git_commit(),
         "cpu_s": round(float(cpu_s), 1),
         "date": datetime.date.today().isoformat(),
-        "datasets": {str(d): ds.sha256_of(ds.dataset_path(d)) for d in datasets},
+        "datasets": {str(d): ds.dataset_sha256(d) for d in datasets},
     }
     if model is not None:
         record["model"] = str(model)
@@ -149,10 +149,10 @@ def stale_inputs(prov: dict) -> list[str]:
             changed.append(f"model {name}")
     for name, sha in (prov.get("datasets") or {}).items():
         try:
-            path = ds.dataset_path(name)
+            now = ds.dataset_sha256(name)
         except (ValueError, FileNotFoundError):
             continue
-        if sha and Path(path).is_file() and ds.sha256_of(path) != sha:
+        if sha and now != sha:
             changed.append(f"dataset {name}")
     return changed
 

@@ -239,6 +239,18 @@ class ZeroShotResult:
             same_dft_setup=self.same_dft_setup,
         )
 
+    def judged_errors_by(self, key: str) -> GroupedErrors:
+        """Errors per value of ``info[key]`` with the energies a chapter check judges.
+
+        Raw predictions for a model pre-trained on the target's DFT setup
+        (its per-element offsets are its own bias), aligned ones otherwise
+        (``claims.judged_energy``): the metrics of both kinds of model then
+        mean the same thing side by side.
+        """
+        if self.same_dft_setup:
+            return errors_by(self.frames, self.predictions, key, same_dft_setup=True)
+        return self.errors_by(key)
+
     def metrics_by(self, key: str) -> dict:
         """Aligned errors per value of a per-frame ``info`` key, e.g. ``"temperature_K"``."""
         return self.errors_by(key).metrics

@@ -72,6 +72,28 @@ def test_unknown_dataset_name_lists_the_bundled_ones():
         ds.dataset_path("no-such-dataset")
 
 
+def test_a_corpus_joined_by_commas_reads_as_its_parts_in_order_with_their_splits(tmp_path, frames):
+    for index, atoms in enumerate(frames):
+        atoms.info["split"] = "test" if index % 3 == 0 else "train"
+    first = ds.write_dataset(tmp_path / "a.extxyz", frames[:4], {})
+    second = ds.write_dataset(tmp_path / "b.extxyz", frames[4:], {})
+    joined = f"{first}, {second}"
+    assert ds.dataset_names(joined) == [str(first), str(second)]
+    union = ds.read_dataset(joined)
+    assert np.allclose(ds.energies(union), ds.energies(frames))
+    _, test = ds.train_test_split(union)
+    assert len(test) == sum(index % 3 == 0 for index in range(len(frames)))
+    assert ds.dataset_sha256(joined) == f"{ds.sha256_of(first)}+{ds.sha256_of(second)}"
+    with pytest.raises(ds.DatasetError, match="names several datasets"):
+        ds.dataset_path(joined)
+    with pytest.raises(ds.DatasetError, match="missing between the commas"):
+        ds.read_dataset(f"{first},,{second}")
+    frames[5].arrays.pop(ds.FORCES_KEY)  # a bad frame is named by its own file
+    bad = write_bad(tmp_path, frames[4:], name="bad.extxyz")
+    with pytest.raises(ds.DatasetError, match=r"bad.extxyz, frame 1: missing force label"):
+        ds.read_dataset(f"{first},{bad}")
+
+
 def test_split_is_seeded_disjoint_and_stratified(frames):
     for i, atoms in enumerate(frames):
         atoms.info["temperature_K"] = 300 if i < 3 else 1200
