@@ -22,6 +22,7 @@ drift check). Units: Å, fs, K, eV.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import time
@@ -152,6 +153,47 @@ class MDResult:
         return "\n".join(lines)
 
     __str__ = table
+
+    @classmethod
+    def from_dict(cls, record: dict) -> MDResult:
+        """An ``MDResult`` from its ``as_dict`` (e.g. a shipped run), without the frames."""
+        names = {f.name for f in dataclasses.fields(cls)} - {"frames"}
+        values = {k: v for k, v in record.items() if k in names}
+        for key in ("times_fs", "temperatures_K", "energies_eV", "total_energies_eV"):
+            values[key] = tuple(values[key])
+        values["shortest_A"] = {pair: tuple(v) for pair, v in values["shortest_A"].items()}
+        return cls(**values)
+
+
+# --------------------------------------------------------------------------- shipped runs
+
+
+def md_key(
+    model,
+    structure: str,
+    *,
+    temperature_K: float,
+    steps: int,
+    ensemble: str = "langevin",
+    timestep_fs: float = 1.0,
+    seed: int = 0,
+) -> dict:
+    """What identifies a shipped MD run (``course md --ship``): model, structure and settings.
+
+    ``shipped.shipped("md", md_key(...))`` reads the run back; ``MDResult.from_dict``
+    of its payload rebuilds the result (without frames).
+    """
+    from course_lib.models import resolve_model_name
+
+    return {
+        "model": resolve_model_name(model),
+        "structure": structure,
+        "temperature_K": float(temperature_K),
+        "steps": int(steps),
+        "ensemble": ensemble,
+        "timestep_fs": float(timestep_fs),
+        "seed": int(seed),
+    }
 
 
 # --------------------------------------------------------------------------- analysis

@@ -16,7 +16,7 @@ general tools of ``course_lib.md`` and ``course_lib.coverage``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ase import Atoms
 
@@ -60,13 +60,16 @@ class CorpusComparison:
     ``errors[model]`` holds the energies a chapter check judges (raw for our DFT
     setup, aligned otherwise; ``GroupedErrors.judged_energies`` says which) and
     forces with each group's DFT force scale; ``corpora[model]`` is the model's
-    bundled pre-training corpus (None: not bundled, e.g. CHGNet's MPtrj).
+    bundled pre-training corpus (None: not bundled, e.g. CHGNet's MPtrj);
+    ``aligned_energy_mae[model][group]`` the energy MAE after per-element
+    alignment (meV/atom), for every model alike.
     """
 
     dataset: str
     key: str
     errors: dict[str, GroupedErrors]
     corpora: dict[str, str | None]
+    aligned_energy_mae: dict[str, dict] = field(default_factory=dict)
 
     @property
     def groups(self) -> list:
@@ -107,7 +110,6 @@ class CorpusComparison:
         for model, errors in self.errors.items():
             for group in self.groups:
                 metrics = errors.metrics[group]
-                aligned = None if errors.judged_energies == "raw" else metrics
                 out.append(
                     {
                         "model": model,
@@ -117,7 +119,7 @@ class CorpusComparison:
                         "energy_judged": errors.judged_energies,
                         "energy_mae_meV_per_atom": self.energy_mae(model, group),
                         "aligned_energy_mae_meV_per_atom": (
-                            aligned.energy_mae_meV_per_atom if aligned else None
+                            self.aligned_energy_mae.get(model, {}).get(group)
                         ),
                         "force_mae_meV_per_A": metrics.force_mae_meV_per_A,
                         "dft_force_meV_per_A": errors.force_scale_meV_per_A[group],
@@ -187,10 +189,13 @@ def compare_corpora(
 
     if not models:
         raise ValueError("compare_corpora needs at least one model")
-    errors, corpora = {}, {}
+    errors, corpora, aligned = {}, {}, {}
     for model in models:
         name = resolve_model_name(model)
         result = evaluate(name, frames, dataset=dataset, batch_size=batch_size)
         errors[name] = result.judged_errors_by(key)
         corpora[name] = pretraining_corpus(name)
-    return CorpusComparison(dataset=dataset, key=key, errors=errors, corpora=corpora)
+        aligned[name] = {g: m.energy_mae_meV_per_atom for g, m in result.metrics_by(key).items()}
+    return CorpusComparison(
+        dataset=dataset, key=key, errors=errors, corpora=corpora, aligned_energy_mae=aligned
+    )

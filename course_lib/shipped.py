@@ -80,14 +80,14 @@ def provenance(
 
 
 def command_provenance(args, *, cpu_s: float) -> dict:
-    """``provenance`` of the ``course`` command running now (its argv as typed, ``args.model``, ``args.dataset``)."""
+    """``provenance`` of the ``course`` command running now (argv as typed, ``args.model``, ``args.dataset`` if any)."""
     import shlex
     import sys
 
     return provenance(
         command="course " + shlex.join(sys.argv[1:]),
         model=args.model,
-        datasets=[args.dataset],
+        datasets=[args.dataset] if getattr(args, "dataset", None) else [],
         cpu_s=cpu_s,
     )
 

@@ -1,8 +1,9 @@
-"""The shipped course-mini: the file the registry pins, and the model the model card describes.
+"""The shipped pre-trained course models (course-mini and its off-equilibrium twin): the files
+the registry pins, and the models their cards describe.
 
 The stored predictions catch an accidental retrain or a changed file; after a deliberate
-retrain (``course pretrain --out data/models/course-mini.model``) update the registry pin and
-``REFERENCE`` below from the new file, on purpose.
+retrain (``course pretrain --out data/models/NAME.model``) update the registry pin and
+``REFERENCE_ENERGIES_eV`` below from the new file, on purpose.
 """
 
 from __future__ import annotations
@@ -17,17 +18,31 @@ from course_lib import data as ds
 from course_lib.models import REGISTRY, load_mace_model, model_file
 from course_lib.zero_shot import error_metrics, predict
 
-SPEC = REGISTRY["course-mini"]
-CARD = SPEC.bundled.with_suffix(".json")
+#: Every bundled model pre-trained from scratch on the course's corpora (not a fine-tune).
+PRETRAINED = [
+    name
+    for name, spec in REGISTRY.items()
+    if spec.bundled is not None and spec.pretraining_corpus and spec.fine_tuned is None
+]
 #: The card states this bound; the shipped model must stay below it on the corpus's held-out split.
 HELD_OUT_FORCE_MAE_BOUND_meV_per_A = 150.0
 
-# Energies (eV) of three fixed structures, float64, from the shipped file.
+# Energies (eV) of three fixed structures, float64, from each shipped file.
 REFERENCE_ENERGIES_eV = {
-    "MgO-rocksalt": -12.1941511691,
-    "Li2O-antifluorite": -53.3724499741,
-    "Si-diamond": -10.7872210427,
+    "course-mini": {
+        "MgO-rocksalt": -12.1941511691,
+        "Li2O-antifluorite": -53.3724499741,
+        "Si-diamond": -10.7872210427,
+    },
 }
+
+
+def card_of(name: str) -> dict:
+    return json.loads(REGISTRY[name].bundled.with_suffix(".json").read_text())
+
+
+def test_both_corpora_have_a_pretrained_model():
+    assert {"course-mini"} <= set(PRETRAINED)
 
 
 def fixed_structures() -> dict:
@@ -40,47 +55,53 @@ def fixed_structures() -> dict:
     }
 
 
-def test_shipped_file_matches_the_pinned_sha256_and_is_small():
-    path = model_file("course-mini")
-    assert SPEC.sha256 is not None, "pin course-mini's sha256 in the registry"
-    assert ds.sha256_of(path) == SPEC.sha256
+@pytest.mark.parametrize("name", PRETRAINED)
+def test_shipped_file_matches_the_pinned_sha256_and_is_small(name):
+    spec = REGISTRY[name]
+    path = model_file(name)
+    assert spec.sha256 is not None, f"pin {name}'s sha256 in the registry"
+    assert ds.sha256_of(path) == spec.sha256
     assert path.stat().st_size < 5e6
-    assert json.loads(CARD.read_text())["sha256"] == SPEC.sha256
+    assert card_of(name)["sha256"] == spec.sha256
 
 
-def test_predictions_on_three_fixed_structures_match_the_stored_values():
-    model = load_mace_model("course-mini", device="cpu", dtype="float64")
+@pytest.mark.parametrize("name", PRETRAINED)
+def test_predictions_on_three_fixed_structures_match_the_stored_values(name):
+    assert name in REFERENCE_ENERGIES_eV, f"store {name}'s energies of fixed_structures() above"
+    model = load_mace_model(name, device="cpu", dtype="float64")
     structures = fixed_structures()
     energies = predict(model, list(structures.values()), compute_stress=False).energies
-    for (name, expected), energy in zip(REFERENCE_ENERGIES_eV.items(), energies, strict=True):
-        assert energy == pytest.approx(expected, abs=1e-6), name
+    expected = REFERENCE_ENERGIES_eV[name]
+    for (structure, reference), energy in zip(expected.items(), energies, strict=True):
+        assert energy == pytest.approx(reference, abs=1e-6), structure
 
 
-def test_mace_calculator_loads_the_shipped_file_and_agrees_with_the_course_loader():
+@pytest.mark.parametrize("name", PRETRAINED)
+def test_mace_calculator_loads_the_shipped_file_and_agrees_with_the_course_loader(name):
     from mace.calculators import MACECalculator
 
-    calc = MACECalculator(
-        model_paths=str(model_file("course-mini")), device="cpu", default_dtype="float64"
-    )
+    calc = MACECalculator(model_paths=str(model_file(name)), device="cpu", default_dtype="float64")
     atoms = fixed_structures()["Li2O-antifluorite"]
     atoms.calc = calc
     energy, forces = atoms.get_potential_energy(), atoms.get_forces()
-    assert energy == pytest.approx(REFERENCE_ENERGIES_eV["Li2O-antifluorite"], abs=1e-6)
+    reference = REFERENCE_ENERGIES_eV[name]["Li2O-antifluorite"]
+    assert energy == pytest.approx(reference, abs=1e-6)
     assert np.abs(forces.sum(axis=0)).max() < 1e-8  # no net force on a periodic cell
 
 
-def test_held_out_force_error_is_below_the_stated_bound_and_matches_the_card():
+@pytest.mark.parametrize("name", PRETRAINED)
+def test_held_out_force_error_is_below_the_stated_bound_and_matches_the_card(name):
     """Both of the card's numbers: held-out frames of seen families, and unseen families."""
     from course_lib.pretrain import prototype_of
 
-    card = json.loads(CARD.read_text())
+    spec, card = REGISTRY[name], card_of(name)
     families = set(card["held_out_prototypes"])
     assert families, "the card reports errors on whole families kept out of training"
-    corpus = ds.read_dataset(SPEC.pretraining_corpus)
+    corpus = ds.read_dataset(spec.pretraining_corpus)
     held_out = ds.train_test_split(corpus)[1]
     seen = [a for a in held_out if prototype_of(a) not in families]
     unseen = [a for a in corpus if prototype_of(a) in families]
-    model = load_mace_model("course-mini", device="cpu", dtype="float64")
+    model = load_mace_model(name, device="cpu", dtype="float64")
     for frames, entry in ((seen, "validation"), (unseen, "prototype_validation")):
         metrics = error_metrics(frames, predict(model, frames, compute_stress=False))
         assert metrics.n_frames == card[entry]["n_frames"]
@@ -88,4 +109,4 @@ def test_held_out_force_error_is_below_the_stated_bound_and_matches_the_card():
             card[entry]["force_mae_meV_per_A"], rel=1e-6
         )
     assert card["validation"]["force_mae_meV_per_A"] < HELD_OUT_FORCE_MAE_BOUND_meV_per_A
-    assert card["corpus_sha256"] == ds.sha256_of(ds.dataset_path(SPEC.pretraining_corpus))
+    assert card["corpus_sha256"] == ds.dataset_sha256(spec.pretraining_corpus)

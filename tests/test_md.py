@@ -179,3 +179,26 @@ def test_cli_runs_and_reports_json(capsys, tiny_mace_file, tmp_path):
     import ase.io
 
     assert len(ase.io.read(out, index=":")) == 3
+
+
+def test_a_shipped_run_reads_back_as_the_run_it_was(capsys, monkeypatch, tmp_path):
+    from course_lib import shipped
+
+    monkeypatch.setattr(shipped, "SHIPPED_DIR", tmp_path)
+    argv = ["md", "--model", "course-mini", "--structure", "mgo", "--temperature", "900"]
+    argv += ["--steps", "6", "--sample-every", "2", "--json"]
+    assert cli.main([*argv, "--ship"]) == 0
+    live = json.loads(capsys.readouterr().out)
+    assert cli.main([*argv, "--shipped"]) == 0
+    back = json.loads(capsys.readouterr().out)
+    assert back["shortest_A"] == live["shortest_A"] and back["verdict"] == live["verdict"]
+    from course_lib.models import REGISTRY
+
+    assert back["shipped"]["model_sha256"] == REGISTRY["course-mini"].sha256  # stale if retrained
+    record = shipped.shipped("md", mdm.md_key("course-mini", "mgo", temperature_K=900, steps=6))
+    run = mdm.MDResult.from_dict(record.payload)
+    assert run.closest_approach() == pytest.approx(live["closest_approach_A"])
+    assert run.times_fs == (0.0, 2.0, 4.0, 6.0) and run.frames == []
+    # another seed is another run: not shipped, one line
+    assert cli.main([*argv, "--seed", "1", "--shipped"]) == 2
+    assert "no shipped md" in capsys.readouterr().err

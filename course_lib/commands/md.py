@@ -26,17 +26,40 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--sample-every", type=int, default=10, help="steps between samples")
     parser.add_argument("--out", help="write the sampled frames to this .extxyz file")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    shipped = parser.add_mutually_exclusive_group()
+    shipped.add_argument(
+        "--shipped", action="store_true", help="show the shipped run of these settings (no MD)"
+    )
+    shipped.add_argument(
+        "--ship", action="store_true", help="run, then store the result as the shipped reference"
+    )
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
+    import sys
+    import time
     from pathlib import Path
 
     from course_lib.cli import print_result
-    from course_lib.md import MDInputError, md_structure, run_md
+    from course_lib.md import MDInputError, md_key, md_structure, run_md
+    from course_lib.shipped import command_provenance, print_shipped, ship, shipped
 
     if args.out and Path(args.out).is_dir():
         raise MDInputError(f"--out {args.out} is a directory; give a file name ending in .extxyz")
+    key = md_key(
+        args.model,
+        args.structure,
+        temperature_K=args.temperature,
+        steps=args.steps,
+        ensemble=args.ensemble,
+        timestep_fs=args.timestep,
+        seed=args.seed,
+    )
+    if args.shipped:
+        print_shipped(shipped("md", key), args)
+        return 0
+    began = time.process_time()
     atoms = md_structure(args.structure, temperature_K=args.temperature)
     result = run_md(
         args.model,
@@ -57,5 +80,9 @@ def run(args) -> int:
 
         with atomic_output(args.out) as tmp:
             ase.io.write(tmp, result.frames, format="extxyz")
+    if args.ship:
+        prov = command_provenance(args, cpu_s=time.process_time() - began)
+        payload = result.as_dict() | {"table": result.table()}
+        print(f"shipped as {ship('md', key, payload, prov)}", file=sys.stderr)
     print_result(result, args)
     return 0
