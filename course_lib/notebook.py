@@ -38,6 +38,14 @@ class NotebookSettings:
     def dataset(self, role: str) -> str:
         return self.config.datasets[role]
 
+    @property
+    def training_corpus(self) -> str:
+        """The model's own bundled pre-training corpus (``mini-mptrj,mini-omat`` for the twin),
+        else the configured ``corpus``: a stand-in for a corpus the course does not bundle (MPtrj)."""
+        from course_lib.models import pretraining_corpus
+
+        return pretraining_corpus(self.model) or self.dataset("corpus")
+
     @cached_property
     def model_parameters(self) -> int | None:
         """Number of parameters of the model (None: not a MACE model).

@@ -63,14 +63,14 @@ print(settings)
 # %%
 histogram_settings = coverage.HistogramSettings(cutoff=6.0, bin_width=0.05, bond_cutoff=3.0)
 reference = reference_histograms(
-    settings.dataset("corpus"),
+    settings.training_corpus,  # the model's own corpus when bundled, else a stand-in
     n_frames=2_000 if settings.fast else None,  # fast mode: a seeded subsample
     seed=settings.seed,
     settings=histogram_settings,
     progress=False,
 )
 print(reference)
-corpus = settings.dataset("corpus")
+corpus = settings.training_corpus
 corpus_frames = ds.read_dataset(corpus)
 is_training_set = models.pretraining_corpus(settings.model) == corpus
 unit = "relaxations" if all("source_id" in a.info for a in corpus_frames) else "frames"

@@ -226,14 +226,14 @@ claims.check(
 
 # %% [markdown]
 # ## 2 · The coverage diagnostic explains
-# The histograms of notebook 03, now for the snapshots above, against the course corpus: the
-# exact pre-training set of `course-mini`, a stand-in for MPtrj when the model is MACE-MP-0
-# (notebook 03 says how to sample MPtrj itself). The default binning is notebook 03's (printed
-# below).
+# The histograms of notebook 03, now for the snapshots above, against the model's own
+# pre-training corpus when the course bundles it (`course-mini`'s is `mini-mptrj`), else against
+# `mini-mptrj` as a stand-in for MPtrj (MACE-MP-0, CHGNet; notebook 03 says how to sample MPtrj
+# itself). The default binning is notebook 03's (printed below).
 
 # %%
 reference = reference_histograms(
-    settings.dataset("corpus"),
+    settings.training_corpus,  # the model's own corpus when bundled, else a stand-in
     n_frames=2_000 if settings.fast else None,  # fast mode: a seeded subsample
     seed=settings.seed,
     progress=False,

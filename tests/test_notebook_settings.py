@@ -16,6 +16,18 @@ def test_settings_name_the_model_mode_and_datasets(monkeypatch):
     assert "mode: full" in str(settings) and "chgnet-0.3.0" in str(settings)
 
 
+def test_the_training_corpus_is_the_models_own_when_bundled_else_the_stand_in(monkeypatch):
+    from course_lib import models
+
+    assert notebook_settings(model="course-mini").training_corpus == "mini-mptrj"
+    assert notebook_settings(model="chgnet-0.3.0").training_corpus == "mini-mptrj"  # stand-in
+    twin = models.ModelSpec(
+        name="twin", kind="mace", description="", licence="", pretraining_corpus="a,b"
+    )
+    monkeypatch.setitem(models.REGISTRY, "twin", twin)
+    assert notebook_settings(model="twin").training_corpus == "a,b"
+
+
 def test_require_mace_stops_a_non_mace_model_with_what_to_change(tiny_mace_file):
     with pytest.raises(MaceRequiredError, match="'chgnet-0.3.0', which is not one.*course.toml"):
         notebook_settings(model="chgnet-0.3.0").require_mace("Fine-tuning and committees")
