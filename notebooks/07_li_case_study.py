@@ -323,7 +323,7 @@ from course_lib.plots import md as md_plots
 twin = off_equilibrium.twin_of(settings.model)
 missing = off_equilibrium.twin_unavailable(settings.model)
 contenders = [] if missing else [settings.model, twin, "chgnet-0.3.0"]
-md_steps = settings.budget(fast=300, full=3000)  # 1 fs steps at the hotter temperature
+md_steps = settings.budget(fast=200, full=3000)  # 1 fs steps at the hotter temperature
 print(missing or f"comparing {', '.join(contenders)}")
 
 # %% [markdown]
@@ -365,7 +365,7 @@ coverage_plots.coverage_scores(corpus_reports) if corpus_reports else None
 # %% [markdown]
 # MD at the hotter temperature with each model, from the same start and seed: the stability
 # report stops a run at the first step where two atoms come closer than the stated limit or an
-# energy goes non-finite. Fast mode runs 0.3 ps, long enough to catch a model that collapses at
+# energy goes non-finite. Fast mode runs 0.2 ps, long enough to catch a model that collapses at
 # once, too short to call a model safe; so it also prints the shipped 3 ps run of each model
 # (full mode's length, with the command that made it), and the figure draws both.
 
