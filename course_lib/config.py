@@ -21,6 +21,7 @@ MODES = ("fast", "full")
 #: table does not know is an error (a misspelt key would otherwise be ignored).
 DATASET_ROLES = {
     "target": "li2o-md",  # the Li case study: Li2O MD snapshots at two temperatures
+    "target_own_md": "li2o-model-md",  # the same, from the course model's own MD
     "in_distribution": "mgo-rattled",  # notebook 08's in-distribution target
     "in_distribution_phases": "mgo-phases",  # its competing phases, for the hull check
     "corpus": "mini-mptrj",  # course-mini's pre-training corpus
