@@ -28,7 +28,10 @@
 # 3. build a committee of few-shot readouts and check whether its spread points at the frames
 #    and atoms with the largest errors (rank correlation, share of the worst errors caught);
 # 4. repair the model with a few-shot fine-tune and re-check it on held-out frames, one
-#    temperature at a time.
+#    temperature at a time;
+# 5. test the chapter's remedy, off-equilibrium pre-training data, as a controlled experiment:
+#    two course models that differ only in their corpus, side by side on hot frames, coverage
+#    and MD.
 #
 # The chapter's case is MACE-MP-0 on Li-rich cathodes. Ours is smaller and fully reproducible:
 # Li₂O snapshots from MD at room temperature and at high temperature, each labelled by DFT, and a
