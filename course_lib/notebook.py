@@ -130,7 +130,23 @@ def show_structure(atoms, *, supercell=(1, 1, 1)):
     """An interactive 3D view (nglview) of a structure, with its unit cell."""
     import nglview
 
-    view = nglview.show_ase(atoms.repeat(supercell))
+    return _styled(nglview.show_ase(atoms.repeat(supercell)))
+
+
+def show_trajectory(frames, *, supercell=(1, 1, 1)):
+    """An nglview player of MD frames (e.g. ``MDResult.frames``), with the unit cell.
+
+    Atoms are drawn where the MD put them (not wrapped back into the cell), so a
+    diffusing ion is seen leaving it.
+    """
+    import nglview
+
+    if not frames:
+        raise ValueError("no frames to show: the MD result holds no sampled frames")
+    return _styled(nglview.show_asetraj([atoms.repeat(supercell) for atoms in frames]))
+
+
+def _styled(view):
     view.add_unitcell()
     view.add_ball_and_stick()
     return view

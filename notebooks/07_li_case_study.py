@@ -59,7 +59,7 @@ from course_lib import claims, coverage, exercises, flowchart, models, uncertain
 from course_lib import data as ds
 from course_lib.coverage_reference import reference_histograms
 from course_lib.finetune import run_regime
-from course_lib.notebook import notebook_settings
+from course_lib.notebook import notebook_settings, show_trajectory
 from course_lib.paths import work_dir
 from course_lib.plots import coverage as coverage_plots
 from course_lib.plots import parity
@@ -366,6 +366,7 @@ from course_lib.plots import md as md_plots
 twin = off_equilibrium.twin_of(settings.model)
 missing = off_equilibrium.twin_unavailable(settings.model)
 contenders = [] if missing else [settings.model, twin, "chgnet-0.3.0"]
+md_models = contenders or [settings.model, "chgnet-0.3.0"]  # MD runs even without the twin
 md_steps = settings.budget(fast=200, full=3000)  # 1 fs steps at the hotter temperature
 print(missing or f"comparing {', '.join(contenders)}")
 
@@ -422,13 +423,13 @@ md_runs = {
         seed=settings.seed,
         structure="li2o",
     )
-    for name in contenders
+    for name in md_models
 }
 for run in md_runs.values():
     print(run.table(), end="\n\n")
 full_md_steps = 3000  # full mode's length
 shipped_runs = {}
-for name in contenders if md_steps < full_md_steps else ():
+for name in md_models if md_steps < full_md_steps else ():
     key = md.md_key(name, "li2o", temperature_K=hot, steps=full_md_steps, seed=settings.seed)
     try:
         record = shipped.shipped("md", key)
@@ -444,7 +445,14 @@ md_plots.shortest_distance_figure(
     {f"{name} (live)": run for name, run in md_runs.items()}
     | {f"{name} (shipped, full mode)": run for name, run in shipped_runs.items()},
     pair="Li-Li",
-) if md_runs else None
+)
+
+# %% [markdown]
+# Watch the hot run of the model in use (press play): the Li ions rattle around their sites, and
+# any that hop or come too close show up here before they show in a table.
+
+# %%
+show_trajectory(md_runs[settings.model].frames, supercell=(2, 2, 2))
 
 # %% [markdown]
 # **Chapter check.** The ratio is the twin's improvement on the hot test frames: the energy

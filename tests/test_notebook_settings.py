@@ -51,3 +51,20 @@ def test_course_toml_names_every_dataset_role_and_unknown_roles_are_refused(tmp_
         ValueError, match="unknown role.*in_distribution_phase'.*in_distribution_phases"
     ):
         load_config(partial)
+
+
+def test_the_trajectory_player_holds_every_frame_where_the_md_put_the_atoms():
+    from ase.build import bulk
+
+    from course_lib.notebook import show_trajectory
+
+    frames = [bulk("Cu", cubic=True) for _ in range(3)]
+    for step, atoms in enumerate(frames):
+        atoms.positions[0, 0] += 0.5 * step  # a planted hop along x, Å
+    view = show_trajectory(frames, supercell=(2, 1, 1))
+    assert view.max_frame == 2
+    trajectory = view._trajlist[0]
+    assert trajectory.get_coordinates(2)[0, 0] == pytest.approx(1.0)
+    assert trajectory.get_coordinates(2).shape == (8, 3)  # 4 atoms, repeated twice
+    with pytest.raises(ValueError, match="no frames"):
+        show_trajectory([])
