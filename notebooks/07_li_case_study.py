@@ -376,8 +376,11 @@ print(missing or f"comparing {', '.join(contenders)}")
 # of its frames, so hot and cold frames are read on the same footing.
 
 # %%
+from IPython.display import display
+
 twins = off_equilibrium.compare_corpora(contenders, test, dataset=target) if contenders else None
-twins if twins else print(f"no comparison: {missing}")
+if twins:  # until the twin is registered, the cell above says why there is no table
+    display(twins)
 
 # %%
 parity.errors_by_group(twins.errors) if twins else None

@@ -12,7 +12,7 @@ from collections import Counter
 from course_lib.data import read_dataset, read_provenance
 from course_lib.paths import DATASETS_DIR
 
-NAMES = ("li2o-md", "mgo-rattled", "li-o-phases", "mini-mptrj")
+NAMES = ("li2o-md", "li2o-model-md", "mgo-rattled", "li-o-phases", "mini-mptrj", "mini-omat")
 
 
 def main() -> None:
