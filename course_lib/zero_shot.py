@@ -58,6 +58,9 @@ class ErrorMetrics:
     #: origin): below 1 the model is *soft*, the systematic under-prediction of forces
     #: that Deng et al. (npj Comput. Mater. 2025) found in foundation models.
     force_slope: float | None = None
+    #: Mean signed energy error, model minus DFT (meV/atom): a constant offset shows here,
+    #: the scatter about it is sqrt(RMSE² - bias²).
+    energy_bias_meV_per_atom: float | None = None
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -168,12 +171,47 @@ class GroupedErrors:
             f"meV/atom, {self._energy_basis()}"
         )
         name = self.key.removesuffix("_K").replace("_", " ")
+        shared = self.shared_offset(low, high)
         high, low = group_label(high), group_label(low)
         return (
             f"{name} {high} vs {low}: energy MAE x{r['energy_mae']:.2f} ({energies}), force MAE "
             f"x{r['force_mae']:.2f} on DFT forces x{r['force_scale']:.2f} larger, so the relative "
             f"force error is x{r['relative_force_error']:.2f}. For this model the {high} "
-            f"frames are {verdict} the {low} frames."
+            f"frames are {verdict} the {low} frames." + shared
+        )
+
+    def shared_offset(self, low, high) -> str:
+        """A sentence when one alignment split a between-group energy error across both groups.
+
+        Aligned energies share one per-element offset, fitted on every frame: if the
+        model gets the energy *difference* between the groups wrong, the offset lands
+        between them and each group's mean error is about half that miss, with opposite
+        signs. The two MAEs then measure the miss, not which group is harder; the
+        scatter about each group's mean does. "" when this does not apply (raw energies,
+        same-sign means, or means smaller than the scatter).
+        """
+        a, b = self.metrics[low], self.metrics[high]
+        if self.judged_energies != "aligned" or None in (
+            a.energy_bias_meV_per_atom,
+            b.energy_bias_meV_per_atom,
+        ):
+            return ""
+        bias_low, bias_high = a.energy_bias_meV_per_atom, b.energy_bias_meV_per_atom
+        scatter = {
+            value: float(
+                np.sqrt(max(m.energy_rmse_meV_per_atom**2 - m.energy_bias_meV_per_atom**2, 0.0))
+            )
+            for value, m in ((low, a), (high, b))
+        }
+        if bias_low * bias_high >= 0 or min(abs(bias_low), abs(bias_high)) < max(scatter.values()):
+            return ""
+        high_text, low_text = group_label(high), group_label(low)
+        return (
+            f" But the aligned energy MAEs share one offset: the mean error is "
+            f"{bias_low:+.1f} meV/atom at {low_text} and {bias_high:+.1f} at {high_text}, so they "
+            f"mostly measure the {high_text}-minus-{low_text} energy difference, which the model "
+            f"misses by {abs(bias_high - bias_low):.1f} meV/atom; about each group's mean the "
+            f"scatter is {scatter[low]:.1f} vs {scatter[high]:.1f} meV/atom."
         )
 
     def table(self) -> str:
@@ -469,6 +507,7 @@ def error_metrics(frames: Sequence[Atoms], predictions: Predictions) -> ErrorMet
         stress_mae_meV_per_A3=stress_mae,
         force_mae_by_element_meV_per_A=by_element,
         force_slope=force_slope(dft_forces, model_forces),
+        energy_bias_meV_per_atom=float(energy_err.mean()),
     )
 
 

@@ -318,10 +318,12 @@ claims.check(
         "reproduced": "The hot frames are about twice as hard, as in the chapter's case study.",
         "partly": lambda m: (
             f"The hot frames are {m['ratio']:.1f}x as hard: the chapter's direction, not its size."
+            + result.errors_by("temperature_K").shared_offset(cold, hot)  # "" for our setup
         ),
         "contradicted": lambda m: (
             f"The hot frames are {m['ratio']:.1f}x as hard: "
             + ("not clearly harder." if m["ratio"] < 1.2 else "far harder than the chapter says.")
+            + result.errors_by("temperature_K").shared_offset(cold, hot)
         ),
     },
 )

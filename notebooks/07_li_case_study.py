@@ -259,10 +259,12 @@ claims.check(
         "partly": lambda m: (
             f"The hot frames are {m['ratio']:.1f}x as hard in energy: the chapter's direction, "
             "not its size (the force comparison above is a second view)."
+            + by_temperature.shared_offset(cold, hot)  # "" unless one alignment split a miss
         ),
         "contradicted": lambda m: (
             f"The hot frames are {m['ratio']:.1f}x as hard in energy: "
             + ("not clearly harder." if m["ratio"] < 1.2 else "far harder than the chapter says.")
+            + by_temperature.shared_offset(cold, hot)
         ),
     },
 )

@@ -264,6 +264,42 @@ def test_comparison_judges_raw_energies_for_a_model_of_the_targets_dft_setup(fra
         assert "are about as hard as" in other.comparison()
 
 
+def test_a_between_group_miss_split_by_one_alignment_is_named(frames):
+    """Aligned errors of +16 and -16 meV/atom (a hot-minus-cold miss of 32) with a small scatter."""
+    both = cold_and_hot(frames)
+    rng = np.random.default_rng(0)
+
+    def predictions(cold_meV, hot_meV, noise_meV):
+        energies = [
+            a.info[ds.ENERGY_KEY]
+            + 1e-3
+            * len(a)
+            * (
+                (cold_meV if a.info["temperature_K"] == 300.0 else hot_meV)
+                + noise_meV * rng.standard_normal()
+            )
+            for a in both
+        ]
+        forces = [1.5 * f for f in ds.forces(both)]
+        return zs.Predictions(model="m", energies=np.array(energies), forces=forces)
+
+    split = zs.errors_by(
+        both, predictions(16.0, -16.0, 1.0), "temperature_K",
+        raw_predictions=predictions(16.0, -16.0, 1.0), same_dft_setup=False,
+    )  # fmt: skip
+    assert split.metrics[300.0].energy_bias_meV_per_atom == pytest.approx(16.0, abs=2.0)
+    sentence = split.comparison()
+    assert "share one offset" in sentence and "misses by 3" in sentence  # 32 ± noise
+    # raw energies (a model of our own setup) and same-sign means: nothing to name
+    own = zs.errors_by(both, predictions(16.0, -16.0, 1.0), "temperature_K")
+    assert "share one offset" not in own.comparison()
+    same_sign = zs.errors_by(
+        both, predictions(16.0, 30.0, 1.0), "temperature_K",
+        raw_predictions=predictions(16.0, 30.0, 1.0), same_dft_setup=False,
+    )  # fmt: skip
+    assert "share one offset" not in same_sign.comparison()
+
+
 def test_zero_shot_result_knows_the_dft_setup_of_its_model(frames):
     from dataclasses import replace
 
