@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from ase import Atoms
 
-from course_lib.zero_shot import GroupedErrors, group_label
+from course_lib.zero_shot import GroupedErrors, group_text
 
 #: Each course model and its off-equilibrium twin (same recipe and steps, mini-omat added).
 TWINS: dict[str, str] = {"course-mini": "course-mini-omat"}
@@ -138,8 +138,7 @@ class CorpusComparison:
 
     def group_text(self, group) -> str:
         """A group's value with its unit when the key names one (``temperature_K``: "300 K")."""
-        unit = " K" if self.key.endswith("_K") else ""
-        return f"{group_label(group)}{unit}"
+        return group_text(self.key, group)
 
     def table(self) -> str:
         """Markdown: one row per model and group, then each model's hot/cold ratios."""

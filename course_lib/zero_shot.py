@@ -205,7 +205,7 @@ class GroupedErrors:
         }
         if bias_low * bias_high >= 0 or min(abs(bias_low), abs(bias_high)) < max(scatter.values()):
             return ""
-        high_text, low_text = group_label(high), group_label(low)
+        high_text, low_text = group_text(self.key, high), group_text(self.key, low)
         return (
             f" But the aligned energy MAEs share one offset: the mean error is "
             f"{bias_low:+.1f} meV/atom at {low_text} and {bias_high:+.1f} at {high_text}, so they "
@@ -586,6 +586,11 @@ def errors_by(
 def group_label(value) -> str:
     """A group's value as text: numbers without trailing zeros (300.0 -> "300")."""
     return f"{value:g}" if isinstance(value, (int, float, np.number)) else str(value)
+
+
+def group_text(key: str, value) -> str:
+    """A group's value with the unit its key names (``temperature_K``, 300.0 -> "300 K")."""
+    return group_label(value) + (" K" if key.endswith("_K") else "")
 
 
 def _take(predictions: Predictions, indices: Sequence[int]) -> Predictions:
