@@ -145,15 +145,17 @@ class CorpusComparison:
         lines = [
             f"Zero-shot on {self.dataset}, per {self.key.removesuffix('_K').replace('_', ' ')}",
             "",
-            "| model | corpus | group | frames | E MAE (meV/atom) | F MAE (meV/Å) "
-            "| DFT \\|F\\| (meV/Å) | F MAE / \\|F\\| |",
-            "|---|---|---|---|---|---|---|---|",
+            "| model | corpus | group | frames | E MAE judged (meV/atom) | E MAE aligned "
+            "| F MAE (meV/Å) | DFT \\|F\\| (meV/Å) | F MAE / \\|F\\| |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for row in self.rows():
             corpus = row["corpus"] or "not bundled"
+            aligned = row["aligned_energy_mae_meV_per_atom"]
             lines.append(
                 f"| {row['model']} | {corpus} | {self.group_text(row[self.key])} | {row['n_frames']} "
                 f"| {row['energy_mae_meV_per_atom']:.1f} ({row['energy_judged']}) "
+                f"| {'-' if aligned is None else f'{aligned:.1f}'} "
                 f"| {row['force_mae_meV_per_A']:.0f} | {row['dft_force_meV_per_A']:.0f} "
                 f"| {row['relative_force_error']:.0%} |"
             )

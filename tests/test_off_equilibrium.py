@@ -49,7 +49,7 @@ def test_a_planted_halving_is_measured_as_two_on_energy_and_forces(hot_and_cold)
     rows = comparison.rows()
     assert len(rows) == 4 and rows[0]["corpus"] == "a" and rows[-1]["corpus"] is None
     assert rows[0]["relative_force_error"] == pytest.approx(300.0 / scale[300.0])
-    assert "| without | a | 300 K | 2 | 40.0 (raw)" in comparison.table()
+    assert "| without | a | 300 K | 2 | 40.0 (raw) | - | 300 |" in comparison.table()
 
 
 def test_each_model_is_judged_on_its_own_setup_side_by_side(hot_and_cold):
