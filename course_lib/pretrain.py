@@ -445,7 +445,7 @@ def _card_markdown(result: PretrainResult, provenance: dict, limited: bool) -> s
     )
     rehearsal = (
         "\n> **Rehearsal model**: trained on a subset of the corpus (`--limit`); "
-        "not the shipped course-mini.\n"
+        "not a shipped model.\n"
         if limited
         else ""
     )
@@ -466,7 +466,7 @@ File: `{result.model_path.name}`, sha256 `{result.sha256}`.
 
 ## Training data
 Corpus `{result.corpus}` (sha256 `{result.corpus_sha256}`): {result.n_train_frames} training
-frames; {result.n_validation_frames} frames of held-out relaxations for validation.
+frames; {result.n_validation_frames} held-out frames for validation (each corpus's fixed test split).
 {provenance.get("method", "")}
 
 ## Training
