@@ -286,17 +286,18 @@ def li_energy(t):
 
 def li_reason(where):
     """Reasons for the two Li energy claims, one per verdict."""
+    shared = result.errors_by("temperature_K").shared_offset(cold, hot)  # "" for our setup
     return {
         "reproduced": f"On {where} Li₂O, {settings.model} is as close to DFT as the chapter "
-        f"reports for MACE-MP-0 on cathodes ({setup_note}).",
+        f"reports for MACE-MP-0 on cathodes ({setup_note})." + shared,
         "partly": lambda m: (
             f"On {where} Li₂O, {settings.model} is near but outside the "
             f"chapter's figure ({m['energy_mae']:.0f} meV/atom; {setup_note}); Li₂O is not a "
-            "Li-rich cathode."
+            "Li-rich cathode." + shared
         ),
         "contradicted": lambda m: (
             f"On {where} Li₂O, {settings.model} is far from the chapter's "
-            f"figure ({m['energy_mae']:.0f} meV/atom; {setup_note})."
+            f"figure ({m['energy_mae']:.0f} meV/atom; {setup_note})." + shared
         ),
     }
 

@@ -222,16 +222,17 @@ for t, measured in energy_at.items():
 
 def li_reason(where):
     """Reasons for the two Li energy claims, by verdict."""
+    shared = by_temperature.shared_offset(cold, hot)  # "" unless one alignment split a miss
     return {
         "reproduced": f"On {where} Li₂O, {settings.model} is as close to DFT as the chapter "
-        "reports for MACE-MP-0 on cathodes.",
+        "reports for MACE-MP-0 on cathodes." + shared,
         "partly": lambda m: (
             f"On {where} Li₂O, {settings.model} is near the chapter's figure, not inside it "
-            f"({m['energy_mae']:.0f} meV/atom, the {judged_as} error)."
+            f"({m['energy_mae']:.0f} meV/atom, the {judged_as} error)." + shared
         ),
         "contradicted": lambda m: (
             f"On {where} Li₂O, {settings.model} is far from the chapter's figure "
-            f"({m['energy_mae']:.0f} meV/atom, the {judged_as} error)."
+            f"({m['energy_mae']:.0f} meV/atom, the {judged_as} error)." + shared
         ),
     }
 
