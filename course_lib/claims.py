@@ -851,7 +851,8 @@ _REGISTRY: tuple[Claim, ...] = (
         ),
         chapter="energy MAE about halved (MACE-MP-0b, EquiformerV2-OMat)",
         how=(
-            "Zero-shot energy MAE on the 1200 K Li2O MD frames of course-mini divided by that of "
+            "Zero-shot energy MAE on the 1200 K frames of li2o-md's fixed test split of "
+            "course-mini divided by that of "
             "course-mini-omat, its twin pre-trained by the same recipe and number of steps on "
             "the corpus plus the course's off-equilibrium set (mini-omat: rattled, strained and "
             "MD frames, Li2O left out), on the same frames (notebook 07). Both models share our "
