@@ -164,6 +164,10 @@ class CorpusComparison:
             f"{model} energy x{r['energy']:.2f}, relative force x{r['relative_force']:.2f}"
             for model, r in ((m, self.hot_over_cold(m)) for m in self.errors)
         )]  # fmt: skip
+        for model, errors in self.errors.items():
+            shared = errors.shared_offset(self.groups[0], self.groups[-1]).strip()
+            if shared:
+                lines += ["", f"{model}: {shared}"]
         return "\n".join(lines)
 
     def _repr_markdown_(self) -> str:
