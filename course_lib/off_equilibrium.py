@@ -6,7 +6,7 @@ miniature because it makes its own corpora and models: ``course-mini`` is pre-tr
 ``mini-mptrj`` (relaxations, MPtrj-like) and its twin ``course-mini-omat`` by the same recipe,
 seed and number of gradient steps on ``mini-mptrj`` + ``mini-omat`` (off-equilibrium frames
 of the same prototypes, Li2O left out). Both share our DFT setup, so their raw errors are
-compared; a model of another setup (CHGNet: VASP PBE+U) is compared after per-element
+compared; a model of another setup (CHGNet: MPtrj's VASP PBE(+U)) is compared after per-element
 alignment (``ZeroShotResult.judged_errors_by``).
 
 This module pairs the twins and puts their errors on one table; MD and coverage are the

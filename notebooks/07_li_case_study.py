@@ -358,8 +358,8 @@ claims.check(
 # `course-mini-omat` has the same architecture, seed and number of gradient steps, on `mini-mptrj`
 # plus `mini-omat` (rattled, strained and hot-MD frames of the same crystals, **Li₂O left out**, so
 # any gain on Li₂O is transfer from other chemistries, not memorisation). Both are labelled with
-# our DFT settings, so their raw errors are compared; CHGNet (MPtrj, VASP PBE+U) stands beside them
-# with aligned energies. Three views: errors by temperature on the fixed test split, the coverage
+# our DFT settings, so their raw errors are compared; CHGNet (MPtrj: VASP PBE, no +U for Li and O)
+# stands beside them with aligned energies. Three views: errors by temperature on the fixed test split, the coverage
 # of the hot frames by each corpus, and MD at the hotter temperature with each model.
 
 # %%
