@@ -1224,7 +1224,7 @@ def same_dft_setup(model, dataset: str) -> bool:
     corpus = pretraining_corpus(model)
     if corpus is None:
         return False
-    names = [part.strip() for part in corpus.split(",") if part.strip()] + [dataset]
+    names = [*ds.dataset_names(corpus), dataset]
     fingerprints = {
         ds.read_provenance(ds.dataset_path(name)).get("settings_fingerprint") for name in names
     }

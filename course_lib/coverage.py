@@ -556,6 +556,33 @@ def compare_coverage(
     )
 
 
+def coverage_change(before: CoverageReport, after: CoverageReport, *, margin: float = 0.01) -> str:
+    """One sentence: does reference ``after`` cover ``before``'s target better?
+
+    Better when the score rises by more than ``margin`` (the margin the
+    ``coverage-flags-hot`` check uses); worse when it falls by more; the
+    flagged ranges are reported beside. Both reports must be of the same target.
+    """
+    if before.target != after.target:
+        raise CoverageError(
+            f"the two reports are of different targets ({before.target!r}, {after.target!r}); "
+            "compare one target against two references"
+        )
+    change = after.score - before.score
+    verdict = (
+        f"{after.reference} covers the target better"
+        if change > margin
+        else f"{after.reference} covers it worse"
+        if change < -margin
+        else f"no clear change in coverage (within {margin:g})"
+    )
+    return (
+        f"{before.target} against {before.reference} → {after.reference}: score "
+        f"{before.score:.3f} → {after.score:.3f}, flagged ranges {len(before.flagged)} → "
+        f"{len(after.flagged)}: {verdict}"
+    )
+
+
 def channel_key(label: str) -> tuple[str, int]:
     """``"Li-O"`` -> ("pair", key); ``"O-Li-O"`` -> ("triplet", key); order-insensitive."""
     try:

@@ -135,8 +135,8 @@ def dataset_names(name_or_path: str | os.PathLike) -> list[str | os.PathLike]:
     registry name course-mini-omat's corpus) gives both names; any other
     name or path gives itself.
     """
-    if not (isinstance(name_or_path, str) and "," in name_or_path):
-        return [name_or_path]
+    if not (isinstance(name_or_path, str) and "," in name_or_path) or Path(name_or_path).is_file():
+        return [name_or_path]  # one name, or one file whose path holds a comma
     parts = [part.strip() for part in name_or_path.split(",")]
     if not all(parts):
         raise DatasetError(f"{name_or_path!r}: a dataset name is missing between the commas")
@@ -224,7 +224,7 @@ def read_dataset(
     ``require_pbc``) and elements outside ``allowed_elements`` (e.g. the
     elements a model was trained on).
     """
-    frames = []
+    frames, fixed = [], set()
     for path in dataset_paths(name_or_path):
         part = _read_frames(path, format="extxyz")
         validate_frames(
@@ -234,7 +234,13 @@ def read_dataset(
             require_pbc=require_pbc,
             allowed_elements=allowed_elements,
         )
+        fixed.add(all("split" in atoms.info for atoms in part))
         frames += part
+    if len(fixed) > 1:  # train_test_split would drop the fixed split of the parts that have one
+        raise DatasetError(
+            f"{name_or_path!r}: some parts carry a fixed split (info['split']) and some do not; "
+            "give every part one, or none"
+        )
     return frames
 
 

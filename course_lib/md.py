@@ -161,7 +161,10 @@ class MDResult:
         values = {k: v for k, v in record.items() if k in names}
         for key in ("times_fs", "temperatures_K", "energies_eV", "total_energies_eV"):
             values[key] = tuple(values[key])
-        values["shortest_A"] = {pair: tuple(v) for pair, v in values["shortest_A"].items()}
+        values["shortest_A"] = {  # strict JSON wrote "no pair within the cutoff" (inf) as null
+            pair: tuple(np.inf if d is None else d for d in v)
+            for pair, v in values["shortest_A"].items()
+        }
         return cls(**values)
 
 
@@ -177,6 +180,7 @@ def md_key(
     ensemble: str = "langevin",
     timestep_fs: float = 1.0,
     seed: int = 0,
+    sample_every: int = 10,
 ) -> dict:
     """What identifies a shipped MD run (``course md --ship``): model, structure and settings.
 
@@ -193,6 +197,7 @@ def md_key(
         "ensemble": ensemble,
         "timestep_fs": float(timestep_fs),
         "seed": int(seed),
+        "sample_every": int(sample_every),  # the closest approach is seen at samples only
     }
 
 

@@ -35,7 +35,8 @@ def twin_of(model: str) -> str | None:
 
 def twin_unavailable(model: str) -> str:
     """Why the twin experiment cannot run with ``model`` on this machine ("" when it can)."""
-    from course_lib.models import REGISTRY, is_available
+    from course_lib import data as ds
+    from course_lib.models import REGISTRY, is_available, pretraining_corpus
 
     twin = twin_of(model)
     if twin is None:
@@ -50,6 +51,10 @@ def twin_unavailable(model: str) -> str:
         )
     if not is_available(twin):
         return f"the off-equilibrium twin {twin} is registered, but its file is not on this machine"
+    try:  # its energies are judged raw only if its corpus's files say it shares our DFT setup
+        ds.dataset_paths(pretraining_corpus(twin))
+    except FileNotFoundError as err:
+        return f"the corpus of the off-equilibrium twin {twin} is not here ({err})"
     return ""
 
 
@@ -61,7 +66,7 @@ class CorpusComparison:
     setup, aligned otherwise; ``GroupedErrors.judged_energies`` says which) and
     forces with each group's DFT force scale; ``corpora[model]`` is the model's
     bundled pre-training corpus (None: not bundled, e.g. CHGNet's MPtrj);
-    ``aligned_energy_mae[model][group]`` the energy MAE after per-element
+    ``aligned_energy_mae_meV_per_atom[model][group]`` the energy MAE after per-element
     alignment (meV/atom), for every model alike.
     """
 
@@ -69,7 +74,7 @@ class CorpusComparison:
     key: str
     errors: dict[str, GroupedErrors]
     corpora: dict[str, str | None]
-    aligned_energy_mae: dict[str, dict] = field(default_factory=dict)
+    aligned_energy_mae_meV_per_atom: dict[str, dict] = field(default_factory=dict)
 
     @property
     def groups(self) -> list:
@@ -93,7 +98,15 @@ class CorpusComparison:
 
         ``energy``: ratio of judged energy MAEs; ``force``: ratio of force MAEs
         (the frames are the same, so the DFT force scale cancels). Above 1: ``with_`` is better.
+        Raises ``ValueError`` if one model's energies are judged raw and the other's aligned:
+        their ratio would compare two different quantities.
         """
+        bases = {self.errors[m].judged_energies for m in (without, with_)}
+        if len(bases) > 1:
+            raise ValueError(
+                f"{without} and {with_} are judged on different energies ({sorted(bases)}): "
+                "compare models of one DFT setup, or compare their forces only"
+            )
         return {
             "energy": self.energy_mae(without, group) / self.energy_mae(with_, group),
             "force": self.force_mae(without, group) / self.force_mae(with_, group),
@@ -119,7 +132,7 @@ class CorpusComparison:
                         "energy_judged": errors.judged_energies,
                         "energy_mae_meV_per_atom": self.energy_mae(model, group),
                         "aligned_energy_mae_meV_per_atom": (
-                            self.aligned_energy_mae.get(model, {}).get(group)
+                            self.aligned_energy_mae_meV_per_atom.get(model, {}).get(group)
                         ),
                         "force_mae_meV_per_A": metrics.force_mae_meV_per_A,
                         "dft_force_meV_per_A": errors.force_scale_meV_per_A[group],
@@ -202,5 +215,9 @@ def compare_corpora(
         corpora[name] = pretraining_corpus(name)
         aligned[name] = {g: m.energy_mae_meV_per_atom for g, m in result.metrics_by(key).items()}
     return CorpusComparison(
-        dataset=dataset, key=key, errors=errors, corpora=corpora, aligned_energy_mae=aligned
+        dataset=dataset,
+        key=key,
+        errors=errors,
+        corpora=corpora,
+        aligned_energy_mae_meV_per_atom=aligned,
     )

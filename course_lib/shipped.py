@@ -84,9 +84,11 @@ def command_provenance(args, *, cpu_s: float) -> dict:
     import shlex
     import sys
 
+    from course_lib.models import resolve_model_name
+
     return provenance(
         command="course " + shlex.join(sys.argv[1:]),
-        model=args.model,
+        model=resolve_model_name(args.model),  # "auto" named: the stale check needs the file
         datasets=[args.dataset] if getattr(args, "dataset", None) else [],
         cpu_s=cpu_s,
     )

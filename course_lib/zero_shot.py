@@ -180,6 +180,32 @@ class GroupedErrors:
             f"frames are {verdict} the {low} frames." + shared
         )
 
+    def against(
+        self, other: GroupedErrors, *, label: str, other_label: str, tolerance: float = 0.2
+    ) -> str:
+        """Per shared group, this model's judged energy MAE and relative force error against
+        ``other``'s (e.g. the same model on another trajectory), each judged on its own:
+        smaller or larger when they differ by more than ``tolerance`` (a fraction)."""
+
+        def judged(mine: float, theirs: float) -> str:
+            if mine < theirs * (1 - tolerance):
+                return "smaller"
+            if mine > theirs * (1 + tolerance):
+                return "larger"
+            return f"about the same (within {tolerance:.0%})"
+
+        lines = []
+        for group in (g for g in self.metrics if g in other.metrics):
+            force = (self.relative_force_error(group), other.relative_force_error(group))
+            energy = (self.energy_mae_meV_per_atom(group), other.energy_mae_meV_per_atom(group))
+            lines.append(
+                f"{group_text(self.key, group)}: relative force error {force[0]:.0%} on {label} "
+                f"vs {force[1]:.0%} on {other_label}, {judged(*force)}; energy MAE "
+                f"{energy[0]:.1f} vs {energy[1]:.1f} meV/atom ({self.judged_energies}), "
+                f"{judged(*energy)}"
+            )
+        return "\n".join(lines)
+
     def shared_offset(self, low, high) -> str:
         """A sentence when one alignment split a between-group energy error across both groups.
 

@@ -41,8 +41,11 @@ def card_of(name: str) -> dict:
     return json.loads(REGISTRY[name].bundled.with_suffix(".json").read_text())
 
 
-def test_both_corpora_have_a_pretrained_model():
-    assert {"course-mini"} <= set(PRETRAINED)
+def test_every_registered_course_model_and_twin_is_checked_here():
+    from course_lib.off_equilibrium import TWINS
+
+    registered = {name for pair in TWINS.items() for name in pair if name in REGISTRY}
+    assert "course-mini" in registered and registered <= set(PRETRAINED)
 
 
 def fixed_structures() -> dict:

@@ -18,6 +18,7 @@ from course_lib.coverage import (
     MissingElementsWarning,
     compare_coverage,
     compute_histograms,
+    coverage_change,
     merge_histograms,
 )
 
@@ -159,6 +160,30 @@ def test_planted_short_li_li_distance_is_flagged():
     assert report.score < 1.0
     assert report.missing_elements == ()
     assert "Li-Li" in str(report)
+
+
+def test_adding_the_planted_close_pair_to_the_reference_covers_it():
+    """A reference that has seen the short Li-Li distance covers the target better."""
+    crystal = bulk("Li", "bcc", a=3.45, cubic=True) * (2, 2, 2)
+    target = crystal.copy()
+    target.positions[1] = target.positions[0] + [1.0, 1.0, 1.0]  # Li-Li 1.73 Å
+    target_histograms = compute_histograms([target], source="planted")
+    plain = lithium_reference()
+    close = [rattled(target, seed=s, stdev=0.03) for s in range(40)]
+    wider = compute_histograms(
+        [rattled(crystal, seed=s, stdev=0.08) for s in range(40)] + close, source="with close pairs"
+    )
+    before, after = (
+        compare_coverage(target_histograms, plain),
+        compare_coverage(target_histograms, wider),
+    )
+    assert after.score > before.score + 0.01
+    sentence = coverage_change(before, after)
+    assert "with close pairs covers the target better" in sentence
+    assert "no clear change" in coverage_change(before, before)
+    other = compare_coverage(compute_histograms([crystal], source="bulk"), plain)
+    with pytest.raises(CoverageError, match="different targets"):
+        coverage_change(before, other)
 
 
 def test_bulk_crystal_of_the_reference_is_not_flagged():

@@ -88,6 +88,13 @@ def test_a_corpus_joined_by_commas_reads_as_its_parts_in_order_with_their_splits
         ds.dataset_path(joined)
     with pytest.raises(ds.DatasetError, match="missing between the commas"):
         ds.read_dataset(f"{first},,{second}")
+    comma = ds.write_dataset(tmp_path / "a,b.extxyz", frames[:2], {})  # one file, not two
+    assert ds.dataset_names(str(comma)) == [str(comma)] and len(ds.read_dataset(str(comma))) == 2
+    for atoms in frames[4:]:
+        del atoms.info["split"]
+    no_split = ds.write_dataset(tmp_path / "c.extxyz", frames[4:], {})
+    with pytest.raises(ds.DatasetError, match="some parts carry a fixed split"):
+        ds.read_dataset(f"{first},{no_split}")
     frames[5].arrays.pop(ds.FORCES_KEY)  # a bad frame is named by its own file
     bad = write_bad(tmp_path, frames[4:], name="bad.extxyz")
     with pytest.raises(ds.DatasetError, match=r"bad.extxyz, frame 1: missing force label"):

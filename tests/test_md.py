@@ -195,7 +195,8 @@ def test_a_shipped_run_reads_back_as_the_run_it_was(capsys, monkeypatch, tmp_pat
     from course_lib.models import REGISTRY
 
     assert back["shipped"]["model_sha256"] == REGISTRY["course-mini"].sha256  # stale if retrained
-    record = shipped.shipped("md", mdm.md_key("course-mini", "mgo", temperature_K=900, steps=6))
+    key = mdm.md_key("course-mini", "mgo", temperature_K=900, steps=6, sample_every=2)
+    record = shipped.shipped("md", key)
     run = mdm.MDResult.from_dict(record.payload)
     assert run.closest_approach() == pytest.approx(live["closest_approach_A"])
     assert run.times_fs == (0.0, 2.0, 4.0, 6.0) and run.frames == []

@@ -70,7 +70,9 @@ def test_each_model_is_judged_on_its_own_setup_side_by_side(hot_and_cold):
     assert mini["aligned_energy_mae_meV_per_atom"] == pytest.approx(
         alone.metrics_by("temperature_K")[300.0].energy_mae_meV_per_atom
     )
-    assert np.isfinite(comparison.improvement("chgnet-0.3.0", "course-mini", 1200.0)["force"])
+    with pytest.raises(ValueError, match="judged on different energies"):
+        comparison.improvement("chgnet-0.3.0", "course-mini", 1200.0)  # raw vs aligned
+    assert np.isfinite(comparison.relative_force_error("chgnet-0.3.0", 1200.0))
 
 
 def test_only_course_models_have_a_twin_and_a_missing_one_says_why():

@@ -289,7 +289,16 @@ def test_a_between_group_miss_split_by_one_alignment_is_named(frames):
     )  # fmt: skip
     assert split.metrics[300.0].energy_bias_meV_per_atom == pytest.approx(16.0, abs=2.0)
     sentence = split.comparison()
-    assert "share one offset" in sentence and "misses by 3" in sentence  # 32 ± noise
+    bias = {t: m.energy_bias_meV_per_atom for t, m in split.metrics.items()}
+    assert "share one offset" in sentence
+    assert f"misses by {abs(bias[1200.0] - bias[300.0]):.1f} meV/atom" in sentence
+    assert abs(bias[1200.0] - bias[300.0]) == pytest.approx(32.0, abs=3.0)
+    # a scatter larger than the offsets: the MAEs measure the scatter, nothing to name
+    noisy = zs.errors_by(
+        both, predictions(2.0, -2.0, 20.0), "temperature_K",
+        raw_predictions=predictions(2.0, -2.0, 20.0), same_dft_setup=False,
+    )  # fmt: skip
+    assert "share one offset" not in noisy.comparison()
     # raw energies (a model of our own setup) and same-sign means: nothing to name
     own = zs.errors_by(both, predictions(16.0, -16.0, 1.0), "temperature_K")
     assert "share one offset" not in own.comparison()
@@ -298,6 +307,19 @@ def test_a_between_group_miss_split_by_one_alignment_is_named(frames):
         raw_predictions=predictions(16.0, 30.0, 1.0), same_dft_setup=False,
     )  # fmt: skip
     assert "share one offset" not in same_sign.comparison()
+
+
+def test_against_judges_energy_and_force_each_on_its_own(frames):
+    both = cold_and_hot(frames)
+    own = planted_errors(both, cold=(10, 0.2), hot=(30, 0.5))
+    other = planted_errors(both, cold=(20, 0.2), hot=(31, 0.25))
+    lines = own.against(other, label="its own trajectory", other_label="CHGNet's").splitlines()
+    assert lines[0].startswith("300 K: relative force error 20% on its own trajectory vs 20%")
+    assert (
+        "about the same (within 20%); energy MAE 10.0 vs 20.0 meV/atom (raw), smaller" in lines[0]
+    )
+    assert "50% on its own trajectory vs 25% on CHGNet's, larger" in lines[1]
+    assert lines[1].endswith("30.0 vs 31.0 meV/atom (raw), about the same (within 20%)")
 
 
 def test_zero_shot_result_knows_the_dft_setup_of_its_model(frames):

@@ -55,6 +55,7 @@ def run(args) -> int:
         ensemble=args.ensemble,
         timestep_fs=args.timestep,
         seed=args.seed,
+        sample_every=args.sample_every,
     )
     if args.shipped:
         print_shipped(shipped("md", key), args)
