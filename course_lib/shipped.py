@@ -88,7 +88,8 @@ def command_provenance(args, *, cpu_s: float) -> dict:
 
     return provenance(
         command="course " + shlex.join(sys.argv[1:]),
-        model=resolve_model_name(args.model),  # "auto" named: the stale check needs the file
+        # "auto" named, so that the stale check can find the file (None: trained from scratch)
+        model=None if args.model is None else resolve_model_name(args.model),
         datasets=[args.dataset] if getattr(args, "dataset", None) else [],
         cpu_s=cpu_s,
     )
