@@ -395,7 +395,9 @@ parity.errors_by_group(
 # %%
 corpus_reports = {}
 for corpus in dict.fromkeys(c for c in (twins.corpora.values() if twins else ()) if c):
-    whole = corpus == reference.source and reference.n_frames == len(ds.read_dataset(corpus))
+    whole = corpus == reference.source and reference.n_frames == sum(
+        ds.read_provenance(path)["n_frames"] for path in ds.dataset_paths(corpus)
+    )  # the sidecars count the frames: no second read of the corpus
     histograms = (
         reference  # section 2's histograms, when they are of this whole corpus
         if whole

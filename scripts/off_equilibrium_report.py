@@ -51,13 +51,12 @@ def prototype_tables(names: list[str]) -> dict:
         "mini-mptrj unseen families": [a for a in corpus if prototype_of(a) in families],
     }
     try:
-        omat_test = ds.train_test_split(ds.read_dataset("mini-omat"))[1]
+        omat = ds.read_dataset("mini-omat")
+        omat_test = ds.train_test_split(omat)[1]
         sets["mini-omat test, seen families"] = [
             a for a in omat_test if prototype_of(a) not in families
         ]
-        sets["mini-omat unseen families"] = [
-            a for a in ds.read_dataset("mini-omat") if prototype_of(a) in families
-        ]
+        sets["mini-omat unseen families"] = [a for a in omat if prototype_of(a) in families]
     except FileNotFoundError:
         print("mini-omat is not assembled yet: its rows are left out")
     out = {}

@@ -47,16 +47,15 @@ def run(args) -> int:
 
     if args.out and Path(args.out).is_dir():
         raise MDInputError(f"--out {args.out} is a directory; give a file name ending in .extxyz")
-    key = md_key(
-        args.model,
-        args.structure,
-        temperature_K=args.temperature,
-        steps=args.steps,
-        ensemble=args.ensemble,
-        timestep_fs=args.timestep,
-        seed=args.seed,
-        sample_every=args.sample_every,
-    )
+    settings = {  # what identifies the run: the shipped record's key and the run itself
+        "temperature_K": args.temperature,
+        "steps": args.steps,
+        "ensemble": args.ensemble,
+        "timestep_fs": args.timestep,
+        "seed": args.seed,
+        "sample_every": args.sample_every,
+    }
+    key = md_key(args.model, args.structure, **settings)
     if args.shipped:
         print_shipped(shipped("md", key), args)
         return 0
@@ -65,12 +64,7 @@ def run(args) -> int:
     result = run_md(
         args.model,
         atoms,
-        temperature_K=args.temperature,
-        steps=args.steps,
-        ensemble=args.ensemble,
-        timestep_fs=args.timestep,
-        seed=args.seed,
-        sample_every=args.sample_every,
+        **settings,
         structure=args.structure,
         progress=not args.json,
     )
