@@ -211,9 +211,12 @@ def compare_corpora(
     for model in models:
         name = resolve_model_name(model)
         result = evaluate(name, frames, dataset=dataset, batch_size=batch_size)
-        errors[name] = result.judged_errors_by(key)
+        aligned_groups = result.errors_by(key)  # grouped once; judged too for another setup
+        errors[name] = (
+            result.judged_errors_by(key) if aligned_groups.same_dft_setup else aligned_groups
+        )
         corpora[name] = pretraining_corpus(name)
-        aligned[name] = {g: m.energy_mae_meV_per_atom for g, m in result.metrics_by(key).items()}
+        aligned[name] = {g: m.energy_mae_meV_per_atom for g, m in aligned_groups.metrics.items()}
     return CorpusComparison(
         dataset=dataset,
         key=key,
