@@ -105,6 +105,18 @@ REGISTRY: dict[str, ModelSpec] = {
             pretraining_corpus="mini-mptrj",
         ),
         ModelSpec(
+            name="course-mini-omat",
+            kind="mace",
+            description=(
+                "course-mini's twin: the same architecture, seed and gradient steps, pre-trained on "
+                "mini-MPtrj plus the off-equilibrium mini-omat (no Li2O)"
+            ),
+            licence="CC-BY-4.0",
+            bundled=MODELS_DIR / "course-mini-omat.model",
+            sha256="2cda94d71339506ca1c90ab787c14e74c9c76f4fd3bda50d2aac4b1f2a9f934b",
+            pretraining_corpus="mini-mptrj,mini-omat",
+        ),
+        ModelSpec(
             name="course-mini-li2o",
             kind="mace",
             description=(

@@ -34,6 +34,11 @@ REFERENCE_ENERGIES_eV = {
         "Li2O-antifluorite": -53.3724499741,
         "Si-diamond": -10.7872210427,
     },
+    "course-mini-omat": {
+        "MgO-rocksalt": -12.1142779680,
+        "Li2O-antifluorite": -48.9445496413,
+        "Si-diamond": -10.9106891201,
+    },
 }
 
 
