@@ -105,6 +105,7 @@ def test_listing_and_unknown_names():
         "mace-mp-0-medium",
         "chgnet-0.3.0",
         "course-mini",
+        "course-mini-omat",
         "course-mini-li2o",
     ]
     with pytest.raises(ValueError, match="registered"):
