@@ -97,7 +97,10 @@ class CorpusComparison:
         """How many times smaller ``with_``'s errors are than ``without``'s on ``group``.
 
         ``energy``: ratio of judged energy MAEs; ``force``: ratio of force MAEs
-        (the frames are the same, so the DFT force scale cancels). Above 1: ``with_`` is better.
+        (the frames are the same, so the DFT force scale cancels); ``energy_difference``:
+        ratio of the errors of the mean energy difference from the first group to
+        ``group`` (``difference_miss``), which a constant energy offset cannot change.
+        Above 1: ``with_`` is better.
         Raises ``ValueError`` if one model's energies are judged raw and the other's aligned:
         their ratio would compare two different quantities.
         """
@@ -107,10 +110,25 @@ class CorpusComparison:
                 f"{without} and {with_} are judged on different energies ({sorted(bases)}): "
                 "compare models of one DFT setup, or compare their forces only"
             )
+        low = self.groups[0]
+        misses = [
+            abs(self.errors[m].difference_miss_meV_per_atom(low, group) or 0.0)
+            for m in (without, with_)
+        ]
         return {
             "energy": self.energy_mae(without, group) / self.energy_mae(with_, group),
             "force": self.force_mae(without, group) / self.force_mae(with_, group),
+            # the mean energy difference from the first group to ``group``: no constant offset in it
+            "energy_difference": misses[0] / misses[1] if misses[1] > 0 else float("nan"),
         }
+
+    def energy_bias(self, model: str, group) -> float:
+        """Mean signed judged energy error of ``model`` on ``group`` (meV/atom; + : too high)."""
+        return self.errors[model].metrics[group].energy_bias_meV_per_atom
+
+    def difference_miss(self, model: str, group) -> float:
+        """Error of ``model``'s mean energy difference from the first group to ``group`` (meV/atom)."""
+        return self.errors[model].difference_miss_meV_per_atom(self.groups[0], group)
 
     def hot_over_cold(self, model: str) -> dict[str, float]:
         """``model``'s error on the last group over the first: judged energy, relative force."""

@@ -206,6 +206,19 @@ class GroupedErrors:
             )
         return "\n".join(lines)
 
+    def difference_miss_meV_per_atom(self, low, high) -> float | None:
+        """How far the model's mean energy error moves from group ``low`` to ``high`` (meV/atom).
+
+        The error of the model's mean ``high``-minus-``low`` energy difference (mean signed
+        error at ``high`` minus that at ``low``): a constant offset of the model's energies,
+        the same for every frame of one composition, cancels in it. None without the means.
+        """
+        a, b = (
+            self.metrics[low].energy_bias_meV_per_atom,
+            self.metrics[high].energy_bias_meV_per_atom,
+        )
+        return None if None in (a, b) else b - a
+
     def shared_offset(self, low, high) -> str:
         """A sentence when one alignment split a between-group energy error across both groups.
 
@@ -236,7 +249,8 @@ class GroupedErrors:
             f" But the aligned energy MAEs share one offset: the mean error is "
             f"{bias_low:+.1f} meV/atom at {low_text} and {bias_high:+.1f} at {high_text}, so they "
             f"mostly measure the {high_text}-minus-{low_text} energy difference, which the model "
-            f"misses by {abs(bias_high - bias_low):.1f} meV/atom; about each group's mean the "
+            f"misses by {abs(self.difference_miss_meV_per_atom(low, high)):.1f} meV/atom; about "
+            "each group's mean the "
             f"scatter is {scatter[low]:.1f} vs {scatter[high]:.1f} meV/atom."
         )
 

@@ -37,9 +37,11 @@ def test_a_planted_halving_is_measured_as_two_on_energy_and_forces(hot_and_cold)
     )
     assert comparison.groups == [300.0, 1200.0]
     for t in comparison.groups:
-        assert comparison.improvement("without", "with", t) == pytest.approx(
+        gain = comparison.improvement("without", "with", t)
+        assert {k: gain[k] for k in ("energy", "force")} == pytest.approx(
             {"energy": 2.0, "force": 2.0}
         )
+        assert np.isnan(gain["energy_difference"])  # neither misses a difference: no ratio
     # the same absolute force error is a smaller share of the larger hot forces
     scale = errors["with"].force_scale_meV_per_A
     assert scale[1200.0] > scale[300.0]
@@ -50,6 +52,30 @@ def test_a_planted_halving_is_measured_as_two_on_energy_and_forces(hot_and_cold)
     assert len(rows) == 4 and rows[0]["corpus"] == "a" and rows[-1]["corpus"] is None
     assert rows[0]["relative_force_error"] == pytest.approx(300.0 / scale[300.0])
     assert "| without | a | 300 K | 2 | 40.0 (raw) | - | 300 |" in comparison.table()
+
+
+def test_an_offset_and_a_missed_hot_minus_cold_difference_are_told_apart(hot_and_cold):
+    """Planted mean errors (meV/atom) by temperature: a model can be better on the difference
+    between temperatures and still have a larger energy MAE, when its offset is larger."""
+    planted_bias = {"without": {300.0: 26.0, 1200.0: 155.0}, "with": {300.0: 59.0, 1200.0: 134.0}}
+    errors = {}
+    for name, bias in planted_bias.items():
+        shifts = np.array([bias[a.info["temperature_K"]] for a in hot_and_cold])
+        predictions = zs.Predictions(
+            model=name,
+            energies=ds.energies(hot_and_cold) + 1e-3 * shifts * ds.n_atoms(hot_and_cold),
+            forces=[f + 1e-3 * 50.0 for f in ds.forces(hot_and_cold)],
+        )
+        errors[name] = zs.errors_by(hot_and_cold, predictions, "temperature_K")
+    comparison = oe.CorpusComparison(
+        dataset="li2o-md", key="temperature_K", errors=errors, corpora={}
+    )
+    assert comparison.energy_bias("with", 300.0) == pytest.approx(59.0)
+    assert comparison.difference_miss("without", 1200.0) == pytest.approx(129.0)
+    assert comparison.difference_miss("with", 1200.0) == pytest.approx(75.0)
+    gain = comparison.improvement("without", "with", 1200.0)
+    assert gain["energy"] == pytest.approx(155.0 / 134.0)
+    assert gain["energy_difference"] == pytest.approx(129.0 / 75.0)
 
 
 def test_each_model_is_judged_on_its_own_setup_side_by_side(hot_and_cold):
