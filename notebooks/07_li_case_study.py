@@ -512,13 +512,15 @@ claims.check(
             f"{energy_parts(m)}."
         ),
         "contradicted": lambda m: (
-            f"Off-equilibrium data change the hot-frame energy error only "
-            f"{m['ratio']:.2f}-fold ({m['without_mae']:.1f} → {m['with_mae']:.1f} meV/atom raw)"
-            if m["ratio"] < 1.2
-            else f"Off-equilibrium data change the hot-frame energy error {m['ratio']:.2f}-fold, "
-            "far more than halved"
-        )
-        + f", and the force error {m['force_ratio']:.2f}-fold; {energy_parts(m)}.",
+            (
+                f"Off-equilibrium data change the hot-frame energy error only "
+                f"{m['ratio']:.2f}-fold ({m['without_mae']:.1f} → {m['with_mae']:.1f} meV/atom raw)"
+                if m["ratio"] < 1.2
+                else f"Off-equilibrium data change the hot-frame energy error {m['ratio']:.2f}-fold, "
+                "far more than halved"
+            )
+            + f", and the force error {m['force_ratio']:.2f}-fold; {energy_parts(m)}."
+        ),
         "not testable here": f"{missing}.",
     },
 )
