@@ -110,11 +110,7 @@ class CorpusComparison:
                 f"{without} and {with_} are judged on different energies ({sorted(bases)}): "
                 "compare models of one DFT setup, or compare their forces only"
             )
-        low = self.groups[0]
-        misses = [
-            abs(self.errors[m].difference_miss_meV_per_atom(low, group) or 0.0)
-            for m in (without, with_)
-        ]
+        misses = [abs(self.difference_miss(m, group) or 0.0) for m in (without, with_)]
         return {
             "energy": self.energy_mae(without, group) / self.energy_mae(with_, group),
             "force": self.force_mae(without, group) / self.force_mae(with_, group),
@@ -126,7 +122,7 @@ class CorpusComparison:
         """Mean signed judged energy error of ``model`` on ``group`` (meV/atom; + : too high)."""
         return self.errors[model].metrics[group].energy_bias_meV_per_atom
 
-    def difference_miss(self, model: str, group) -> float:
+    def difference_miss(self, model: str, group) -> float | None:
         """Error of ``model``'s mean energy difference from the first group to ``group`` (meV/atom)."""
         return self.errors[model].difference_miss_meV_per_atom(self.groups[0], group)
 
